@@ -1,0 +1,1 @@
+//! SSH public key validation and fingerprints.

@@ -1,0 +1,1 @@
+//! Reconciling a directory from its newest uploads.

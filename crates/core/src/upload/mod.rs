@@ -1,0 +1,1 @@
+//! Reading uploads: file kinds, decoding, delimiter detection, parsing and validation.
