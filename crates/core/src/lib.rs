@@ -12,6 +12,7 @@ pub mod model;
 pub mod plan;
 pub mod ports;
 pub mod report;
+pub mod service;
 pub mod settings;
 pub mod snapshot;
 pub mod sync;

@@ -1,1 +1,6 @@
-//! Placeholder until this crate is built.
+//! The local deployment of dsync: everything on one machine.
+
+pub mod files;
+pub mod sftp;
+pub mod store;
+pub mod webhooks;
