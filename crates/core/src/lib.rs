@@ -18,4 +18,5 @@ pub mod snapshot;
 pub mod sync;
 pub mod time;
 pub mod upload;
+pub mod webhook;
 pub mod wire;

@@ -1,0 +1,172 @@
+//! Webhook signatures, endpoint secrets and the delivery retry schedule.
+//!
+//! Every delivery carries the header `WorkOS-Signature: t=<ms>, v1=<hex>`, where
+//! `<ms>` is the send time in Unix milliseconds and `<hex>` is the lowercase hex
+//! HMAC-SHA256 of `<ms>.<body>`, keyed by the UTF-8 bytes of the endpoint
+//! secret. The WorkOS Python SDK accepts only exactly this form: a comma and one
+//! space between the parts, `t` first, milliseconds, lowercase hex. It also
+//! rejects timestamps more than 180 seconds away from its clock in either
+//! direction, so the header is computed when each attempt is sent.
+
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+/// Name of the HTTP header that carries the signature.
+pub const SIGNATURE_HEADER: &str = "WorkOS-Signature";
+
+/// How far, in milliseconds, a receiver lets the signature timestamp differ
+/// from its clock; the WorkOS SDKs default to 180 seconds.
+pub const DEFAULT_TOLERANCE_MS: i64 = 180_000;
+
+type HmacSha256 = Hmac<Sha256>;
+
+fn keyed_mac(secret: &str, timestamp: &str, body: &[u8]) -> HmacSha256 {
+    // HMAC takes keys of any length, so `new_from_slice` cannot fail here.
+    let mut mac =
+        HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC accepts any key length");
+    mac.update(timestamp.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac
+}
+
+/// Builds the `WorkOS-Signature` header value for one delivery attempt:
+/// `t=<timestamp_ms>, v1=<lowercase hex HMAC-SHA256 of "<timestamp_ms>.<body>">`.
+pub fn signature_header(secret: &str, timestamp_ms: i64, body: &[u8]) -> String {
+    let timestamp = timestamp_ms.to_string();
+    let digest = keyed_mac(secret, &timestamp, body).finalize().into_bytes();
+    format!("t={timestamp}, v1={}", hex::encode(digest))
+}
+
+/// Why a signature header was rejected.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    #[error("invalid signature header: {reason}; expected `t=<unix ms>, v1=<lowercase hex>`")]
+    Malformed { reason: &'static str },
+
+    #[error("signature timestamp is {age_ms} ms old, over the {tolerance_ms} ms tolerance")]
+    TooOld { age_ms: i64, tolerance_ms: i64 },
+
+    #[error(
+        "signature timestamp is {ahead_ms} ms in the future, over the {tolerance_ms} ms tolerance"
+    )]
+    InFuture { ahead_ms: i64, tolerance_ms: i64 },
+
+    #[error("signature does not match the body and secret")]
+    Mismatch,
+}
+
+/// Verifies a `WorkOS-Signature` header value as strictly as the WorkOS Python
+/// SDK does: the exact `t=<ms>, v1=<hex>` form, lowercase hex, and a timestamp
+/// within `tolerance_ms` of `now_ms` in either direction. The digest is
+/// compared in constant time.
+pub fn verify_signature(
+    header: &str,
+    body: &[u8],
+    secret: &str,
+    now_ms: i64,
+    tolerance_ms: i64,
+) -> Result<(), SignatureError> {
+    let Some((timestamp_part, digest_part)) = header.split_once(", ") else {
+        return Err(SignatureError::Malformed {
+            reason: "the parts are not separated by a comma and a space",
+        });
+    };
+    let Some(timestamp) = timestamp_part.strip_prefix("t=") else {
+        return Err(SignatureError::Malformed {
+            reason: "the first part does not start with t=",
+        });
+    };
+    let Some(digest_hex) = digest_part.strip_prefix("v1=") else {
+        return Err(SignatureError::Malformed {
+            reason: "the second part does not start with v1=",
+        });
+    };
+
+    if timestamp.is_empty() || !timestamp.bytes().all(|byte| byte.is_ascii_digit()) {
+        return Err(SignatureError::Malformed {
+            reason: "the timestamp is not a whole number",
+        });
+    }
+    let Ok(timestamp_ms) = timestamp.parse::<i64>() else {
+        return Err(SignatureError::Malformed {
+            reason: "the timestamp is out of range",
+        });
+    };
+    let is_lower_hex = digest_hex
+        .bytes()
+        .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte));
+    if digest_hex.len() != 64 || !is_lower_hex {
+        return Err(SignatureError::Malformed {
+            reason: "the digest is not 64 lowercase hex digits",
+        });
+    }
+
+    let age_ms = now_ms.saturating_sub(timestamp_ms);
+    if age_ms > tolerance_ms {
+        return Err(SignatureError::TooOld {
+            age_ms,
+            tolerance_ms,
+        });
+    }
+    if -age_ms > tolerance_ms {
+        return Err(SignatureError::InFuture {
+            ahead_ms: -age_ms,
+            tolerance_ms,
+        });
+    }
+
+    let digest = hex::decode(digest_hex).map_err(|_| SignatureError::Malformed {
+        reason: "the digest is not 64 lowercase hex digits",
+    })?;
+    keyed_mac(secret, timestamp, body)
+        .verify_slice(&digest)
+        .map_err(|_| SignatureError::Mismatch)
+}
+
+/// Encodes 24 random bytes as an endpoint secret: 32 characters of unpadded
+/// URL-safe base64. The caller supplies the bytes from a cryptographic RNG,
+/// because this crate has none.
+pub fn secret_from_bytes(bytes: &[u8; 24]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The wait before the first retry.
+pub const FIRST_RETRY_DELAY: Duration = Duration::from_secs(30);
+
+/// The longest single wait between two attempts.
+pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(6 * 60 * 60);
+
+/// The total of all waits: the last attempt is sent this long after the first.
+pub const RETRY_WINDOW: Duration = Duration::from_secs(3 * 24 * 60 * 60);
+
+/// Returns how long to wait after failed attempt number `attempt` (1 is the
+/// first send) before the next one, or `None` when delivery should stop.
+/// `attempt` 0 means nothing was sent yet and returns a zero wait.
+///
+/// Schedule: the waits double from 30 s (30 s, 1 min, 2 min, ... 4 h 16 min)
+/// for attempts 1 to 10, then stay at the 6 h cap for attempts 11 to 20; the
+/// wait after attempt 21 is cut to 3 h 28 min 30 s so that the waits add up to
+/// exactly 72 h. So 22 attempts in all, the last one 3 days after the first.
+pub fn retry_delay(attempt: u32) -> Option<Duration> {
+    if attempt == 0 {
+        return Some(Duration::ZERO);
+    }
+
+    let mut elapsed = Duration::ZERO;
+    let mut wait = FIRST_RETRY_DELAY;
+    for _ in 1..attempt {
+        elapsed += wait;
+        if elapsed >= RETRY_WINDOW {
+            return None;
+        }
+        wait = (wait * 2).min(MAX_RETRY_DELAY);
+    }
+
+    let remaining = RETRY_WINDOW - elapsed;
+    Some(wait.min(remaining))
+}
