@@ -1,0 +1,263 @@
+//! Validating `users.csv` rows into a [`UsersSnapshot`].
+
+use std::collections::HashMap;
+
+use crate::ids::IdpId;
+use crate::model::{Attributes, UserState};
+use crate::snapshot::{UserRecord, UsersSnapshot};
+
+use super::columns::Columns;
+use super::table::{FileReport, Row, RowSink};
+
+pub(crate) const REQUIRED_USER_COLUMNS: &[&str] = &["user_id", "first_name", "last_name", "email"];
+
+/// Maps a `state` value to a user state, case-insensitively. HR systems use
+/// their own words; these are the common ones. Returns `None` for any other
+/// word, which is a row error rather than a guess.
+pub fn parse_user_state(value: &str) -> Option<UserState> {
+    const ACTIVE: &[&str] = &["active", "on leave", "on_leave", "on-leave"];
+    const INACTIVE: &[&str] = &["inactive", "terminated", "suspended", "leaver"];
+
+    if ACTIVE.iter().any(|word| value.eq_ignore_ascii_case(word)) {
+        Some(UserState::Active)
+    } else if INACTIVE.iter().any(|word| value.eq_ignore_ascii_case(word)) {
+        Some(UserState::Inactive)
+    } else {
+        None
+    }
+}
+
+/// Checks that an e-mail address is plausible: exactly one `@`, a non-empty
+/// local part, a domain of non-empty dot-separated labels with at least one
+/// dot, and no whitespace or control characters. Deliverability is not checked.
+pub fn is_valid_email(value: &str) -> bool {
+    if value
+        .chars()
+        .any(|character| character.is_whitespace() || character.is_control())
+    {
+        return false;
+    }
+    let Some((local, domain)) = value.split_once('@') else {
+        return false;
+    };
+    if local.is_empty() || domain.contains('@') {
+        return false;
+    }
+    domain.contains('.') && domain.split('.').all(|label| !label.is_empty())
+}
+
+/// Where a kept user's row was, to name both rows when a duplicate turns up.
+struct FirstCopy {
+    record: UserRecord,
+    row: u64,
+    line: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct UsersSink {
+    user_id: usize,
+    first_name: usize,
+    last_name: usize,
+    email: usize,
+    state: Option<usize>,
+    users: HashMap<IdpId, FirstCopy>,
+    snapshot: UsersSnapshot,
+    pairs: Vec<usize>,
+    names: Vec<std::sync::Arc<str>>,
+}
+
+impl UsersSink {
+    pub(crate) fn finish(self) -> UsersSnapshot {
+        let mut snapshot = self.snapshot;
+        snapshot.users = self
+            .users
+            .into_iter()
+            .map(|(id, copy)| (id, copy.record))
+            .collect();
+        snapshot
+    }
+}
+
+impl RowSink for UsersSink {
+    fn required_columns(&self) -> &'static [&'static str] {
+        REQUIRED_USER_COLUMNS
+    }
+
+    fn begin(&mut self, columns: &Columns, _report: &mut FileReport) {
+        let index = |name: &str| {
+            columns
+                .index_of(name)
+                .expect("required columns were checked")
+        };
+        self.user_id = index("user_id");
+        self.first_name = index("first_name");
+        self.last_name = index("last_name");
+        self.email = index("email");
+        self.state = columns.index_of("state");
+
+        self.pairs = columns.sorted_positions().to_vec();
+        self.names = self
+            .pairs
+            .iter()
+            .map(|&position| {
+                columns
+                    .name(position)
+                    .expect("sorted positions are named")
+                    .clone()
+            })
+            .collect();
+    }
+
+    fn row(&mut self, row: &Row<'_>, report: &mut FileReport) -> bool {
+        let user_id = row.value(self.user_id);
+        if user_id.is_empty() {
+            report.row_error(
+                row,
+                Some("user_id"),
+                "user_id is empty, so the row names no user and is skipped; fill in the user's id"
+                    .to_owned(),
+            );
+            return false;
+        }
+        let id = IdpId::new(user_id);
+
+        // Every copy of a repeated id is an error and the id is held, because
+        // dsync cannot know which copy is right.
+        if let Some(first) = self.users.remove(user_id) {
+            report.earlier_row_error(
+                first.row,
+                first.line,
+                Some("user_id"),
+                duplicate_message(user_id),
+            );
+            report.row_error(row, Some("user_id"), duplicate_message(user_id));
+            self.snapshot.held.insert(id);
+            return false;
+        }
+        if self.snapshot.held.contains(user_id) {
+            report.row_error(row, Some("user_id"), duplicate_message(user_id));
+            return false;
+        }
+
+        let mut valid = true;
+        if let Some(message) = row.too_many_fields() {
+            report.row_error(
+                row,
+                None,
+                format!("{message} (user_id {user_id}); the user keeps its stored data"),
+            );
+            valid = false;
+        }
+        for (position, column) in [
+            (self.first_name, "first_name"),
+            (self.last_name, "last_name"),
+            (self.email, "email"),
+        ] {
+            if row.value(position).is_empty() {
+                report.row_error(
+                    row,
+                    Some(column),
+                    format!("{column} is empty for user_id {user_id}; fill it in (the user keeps its stored data until then)"),
+                );
+                valid = false;
+            }
+        }
+        let email = row.value(self.email);
+        if !email.is_empty() && !is_valid_email(email) {
+            report.row_error(
+                row,
+                Some("email"),
+                format!(
+                    "email for user_id {user_id} is not a valid address (expected one @, a name before it, a domain \
+                     with a dot after it, and no spaces); correct it (the user keeps its stored data until then)"
+                ),
+            );
+            valid = false;
+        }
+
+        let mut state = UserState::Active;
+        if let Some(position) = self.state {
+            let word = row.value(position);
+            if !word.is_empty() {
+                match parse_user_state(word) {
+                    Some(parsed) => state = parsed,
+                    None => {
+                        report.row_error(
+                            row,
+                            Some("state"),
+                            format!(
+                                "state for user_id {user_id} is not a known word; use active or inactive (also \
+                                 accepted: terminated, suspended, leaver, on leave)"
+                            ),
+                        );
+                        valid = false;
+                    }
+                }
+            }
+        }
+
+        if !valid {
+            self.snapshot.held.insert(id);
+            return false;
+        }
+
+        let attributes = Attributes::from_pairs(
+            self.pairs
+                .iter()
+                .zip(&self.names)
+                .map(|(&position, name)| (name.clone(), Box::from(row.value(position)))),
+        );
+        self.users.insert(
+            id,
+            FirstCopy {
+                record: UserRecord { state, attributes },
+                row: row.number,
+                line: row.line,
+            },
+        );
+        true
+    }
+}
+
+fn duplicate_message(user_id: &str) -> String {
+    format!(
+        "user_id {user_id} appears in more than one row, so every copy is skipped and the user keeps its stored \
+         data; keep exactly one row per user_id"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_words() {
+        assert_eq!(parse_user_state("Active"), Some(UserState::Active));
+        assert_eq!(parse_user_state("ON LEAVE"), Some(UserState::Active));
+        assert_eq!(parse_user_state("terminated"), Some(UserState::Inactive));
+        assert_eq!(parse_user_state("Suspended"), Some(UserState::Inactive));
+        assert_eq!(parse_user_state("leaver"), Some(UserState::Inactive));
+        assert_eq!(parse_user_state("INACTIVE"), Some(UserState::Inactive));
+        assert_eq!(parse_user_state("retired"), None);
+    }
+
+    #[test]
+    fn email_valid() {
+        assert!(is_valid_email("ana.lima@example.com"));
+        assert!(is_valid_email("Ana.Lima@Example.COM"));
+        assert!(is_valid_email("a+tag@sub.example.co.uk"));
+    }
+
+    #[test]
+    fn email_invalid() {
+        assert!(!is_valid_email("ana.lima"));
+        assert!(!is_valid_email("@example.com"));
+        assert!(!is_valid_email("ana@localhost"));
+        assert!(!is_valid_email("ana@@example.com"));
+        assert!(!is_valid_email("ana@exa@mple.com"));
+        assert!(!is_valid_email("ana lima@example.com"));
+        assert!(!is_valid_email("ana@example..com"));
+        assert!(!is_valid_email("ana@.example.com"));
+        assert!(!is_valid_email("ana@example.com."));
+    }
+}
