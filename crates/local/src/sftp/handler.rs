@@ -1,0 +1,634 @@
+//! The SFTP request handler of one session: file operations confined to the account's jail.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, SeekFrom};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use russh_sftp::protocol::{
+    Attrs, Data, File, FileAttributes, Handle, Name, OpenFlags, Packet, Status, StatusCode, Version,
+};
+use russh_sftp::server::StatusReply;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+use super::jail::{Jail, JailError, JailPath};
+use super::upload::{Upload, UploadRegistry};
+use super::SftpBackend;
+
+/// The OpenSSH extension whose RENAME replaces an existing target atomically.
+const POSIX_RENAME: &str = "posix-rename@openssh.com";
+
+/// The most file and folder handles one session may hold open, so a client cannot exhaust file descriptors.
+const MAX_OPEN_HANDLES: usize = 64;
+
+/// The largest READ reply in bytes; clients ask for 32 KiB, and a larger request gets a short read, as SFTP allows.
+const MAX_READ_BYTES: u32 = 256 * 1024;
+
+/// The folder entries sent per READDIR reply.
+const READDIR_BATCH: usize = 128;
+
+/// What one session needs from the server: who is logged in, where, and whom to tell about uploads.
+pub struct SessionContext {
+    pub username: String,
+    pub peer: SocketAddr,
+    pub jail: Jail,
+    pub backend: Arc<dyn SftpBackend>,
+    pub uploads: UploadRegistry,
+    pub max_upload_bytes: u64,
+}
+
+/// Handles the SFTP requests of one session.
+///
+/// Every path goes through [`Jail::resolve`]. Dropping the handler (the session
+/// ended) with files still open for writing records those uploads as failed.
+pub struct SftpHandler {
+    context: SessionContext,
+    jail: Arc<Jail>,
+    handles: HashMap<String, OpenHandle>,
+    next_handle: u64,
+}
+
+enum OpenHandle {
+    File(FileHandle),
+    Folder(VecDeque<File>),
+}
+
+struct FileHandle {
+    file: tokio::fs::File,
+    virtual_path: String,
+    readable: bool,
+    append: bool,
+    /// Present when the file was opened for writing.
+    upload: Option<Upload>,
+}
+
+impl SftpHandler {
+    /// Creates the handler for one authenticated session.
+    pub fn new(context: SessionContext) -> Self {
+        let jail = Arc::new(context.jail.clone());
+        SftpHandler {
+            context,
+            jail,
+            handles: HashMap::new(),
+            next_handle: 0,
+        }
+    }
+
+    async fn resolve(&self, client_path: String) -> Result<JailPath, StatusReply> {
+        let jail = Arc::clone(&self.jail);
+        let path_for_log = client_path.clone();
+        let resolved = tokio::task::spawn_blocking(move || jail.resolve(&client_path))
+            .await
+            .map_err(|_| StatusCode::Failure.with_message("internal error while resolving the path"))?;
+
+        resolved.map_err(|error| {
+            if let JailError::Symlink(_) = error {
+                tracing::warn!(
+                    username = %self.context.username,
+                    peer = %self.context.peer,
+                    path = %path_for_log,
+                    "sftp request rejected: path goes through a symbolic link"
+                );
+            }
+            let code = match error {
+                JailError::InvalidPath => StatusCode::BadMessage,
+                JailError::Symlink(_) => StatusCode::PermissionDenied,
+                JailError::Io(_) => StatusCode::Failure,
+            };
+            code.with_message(error.to_string())
+        })
+    }
+
+    fn insert_handle(&mut self, handle: OpenHandle) -> Result<String, StatusReply> {
+        if self.handles.len() >= MAX_OPEN_HANDLES {
+            return Err(StatusCode::Failure.with_message(format!(
+                "too many open files: close some of the {MAX_OPEN_HANDLES} open handles first"
+            )));
+        }
+        self.next_handle += 1;
+        let name = self.next_handle.to_string();
+        self.handles.insert(name.clone(), handle);
+        Ok(name)
+    }
+
+    fn file_handle(&mut self, handle: &str) -> Result<&mut FileHandle, StatusReply> {
+        match self.handles.get_mut(handle) {
+            Some(OpenHandle::File(file)) => Ok(file),
+            Some(OpenHandle::Folder(_)) => Err(StatusCode::Failure.with_message("the handle is a folder, not a file")),
+            None => Err(invalid_handle()),
+        }
+    }
+
+    /// Renames a file or folder inside the jail, replacing an existing target file.
+    ///
+    /// A regular file renamed into place counts as a completed upload (WinSCP writes
+    /// `name.filepart` and renames it), unless that file is still open for writing.
+    async fn rename_path(&mut self, old_path: String, new_path: String) -> Result<(), StatusReply> {
+        let from = self.resolve(old_path).await?;
+        let to = self.resolve(new_path).await?;
+        if from.is_root() || to.is_root() {
+            return Err(StatusCode::PermissionDenied.with_message("the root folder cannot be renamed or replaced"));
+        }
+        let Some(metadata) = from.metadata() else {
+            return Err(StatusCode::NoSuchFile.with_message(format!("{}: no such file or folder", from.virtual_path())));
+        };
+        let is_file = metadata.is_file();
+        let open_elsewhere = self
+            .context
+            .uploads
+            .is_upload_in_progress(&self.context.username, from.relative());
+
+        // Replacing a file is what clients that upload under a temporary name expect;
+        // std::fs::rename (rename(2)) does that atomically.
+        tokio::fs::rename(from.host_path(), to.host_path())
+            .await
+            .map_err(|error| io_reply(&error, to.virtual_path()))?;
+
+        let mut moved_open_upload = false;
+        for handle in self.handles.values_mut() {
+            if let OpenHandle::File(file) = handle {
+                if let Some(upload) = file.upload.as_mut().filter(|u| u.path() == from.relative()) {
+                    upload.rename(to.relative());
+                    file.virtual_path = to.virtual_path().to_string();
+                    moved_open_upload = true;
+                }
+            }
+        }
+
+        // NOTE: a file still open in another session keeps its old path there, so its
+        // close reports the old name; clients that rename do so after closing.
+        if is_file && !moved_open_upload && !open_elsewhere {
+            tracing::info!(
+                username = %self.context.username,
+                peer = %self.context.peer,
+                from = %from.relative(),
+                path = %to.relative(),
+                "upload completed by rename"
+            );
+            self.context
+                .backend
+                .upload_completed(&self.context.username, to.relative())
+                .await;
+        }
+        Ok(())
+    }
+
+    /// Finishes an upload on CLOSE: flushes, logs, and calls the backend when nothing failed.
+    async fn finish_upload(&self, mut file: tokio::fs::File, mut upload: Upload) -> Result<(), StatusReply> {
+        // Data handed to tokio's File is written by a background task; flush surfaces its errors.
+        let flushed = match file.flush().await {
+            Ok(()) => file.sync_all().await,
+            Err(error) => Err(error),
+        };
+        drop(file);
+        if let Err(error) = flushed {
+            upload.fail(format!("cannot write {}: {error}", upload.path()));
+        }
+
+        let path = upload.path().to_string();
+        let bytes = upload.bytes_written();
+        let duration_ms = upload.duration().as_millis() as u64;
+        if let Some(error) = upload.first_error() {
+            tracing::warn!(
+                username = %self.context.username,
+                peer = %self.context.peer,
+                path = %path,
+                bytes,
+                duration_ms,
+                error = %error,
+                "upload failed"
+            );
+            return Err(StatusCode::Failure.with_message(error.to_string()));
+        }
+
+        // The upload leaves the registry before the backend hears of it, so a
+        // re-scan running at the same time sees a finished file.
+        drop(upload);
+        tracing::info!(
+            username = %self.context.username,
+            peer = %self.context.peer,
+            path = %path,
+            bytes,
+            duration_ms,
+            "upload completed"
+        );
+        self.context
+            .backend
+            .upload_completed(&self.context.username, &path)
+            .await;
+        Ok(())
+    }
+}
+
+impl Drop for SftpHandler {
+    fn drop(&mut self) {
+        for handle in self.handles.values() {
+            let OpenHandle::File(FileHandle {
+                upload: Some(upload), ..
+            }) = handle
+            else {
+                continue;
+            };
+            tracing::warn!(
+                username = %self.context.username,
+                peer = %self.context.peer,
+                path = %upload.path(),
+                bytes = upload.bytes_written(),
+                duration_ms = upload.duration().as_millis() as u64,
+                error = upload.first_error().unwrap_or("none"),
+                "upload failed: the session ended before the file was closed; the partial file is not processed"
+            );
+        }
+        // Dropping the handles drops each Upload, which takes it out of the registry.
+    }
+}
+
+impl russh_sftp::server::Handler for SftpHandler {
+    type Error = StatusReply;
+
+    fn unimplemented(&self) -> Self::Error {
+        StatusCode::OpUnsupported.with_message("operation not supported by this server")
+    }
+
+    async fn init(&mut self, _version: u32, _extensions: HashMap<String, String>) -> Result<Version, Self::Error> {
+        let mut version = Version::new();
+        version.extensions.insert(POSIX_RENAME.to_string(), "1".to_string());
+        Ok(version)
+    }
+
+    async fn open(
+        &mut self,
+        id: u32,
+        filename: String,
+        pflags: OpenFlags,
+        _attrs: FileAttributes,
+    ) -> Result<Handle, Self::Error> {
+        let path = self.resolve(filename).await?;
+        if let Some(metadata) = path.metadata() {
+            if metadata.is_dir() {
+                return Err(StatusCode::Failure.with_message(format!("{} is a folder", path.virtual_path())));
+            }
+            if !metadata.is_file() {
+                return Err(
+                    StatusCode::PermissionDenied.with_message(format!("{} is not a regular file", path.virtual_path()))
+                );
+            }
+        }
+
+        let writable = pflags.intersects(OpenFlags::WRITE | OpenFlags::APPEND);
+        let readable = pflags.contains(OpenFlags::READ);
+        if !writable && !readable {
+            return Err(StatusCode::BadMessage.with_message("open flags must include read or write"));
+        }
+
+        let options = std::fs::OpenOptions::from(pflags);
+        let file = tokio::fs::OpenOptions::from(options)
+            .open(path.host_path())
+            .await
+            .map_err(|error| io_reply(&error, path.virtual_path()))?;
+
+        let upload = if writable {
+            let starts_empty = pflags.contains(OpenFlags::TRUNCATE) || path.metadata().is_none();
+            let initial_len = if starts_empty {
+                0
+            } else {
+                path.metadata().map_or(0, |m| m.len())
+            };
+            Some(Upload::start(
+                &self.context.uploads,
+                &self.context.username,
+                path.relative(),
+                initial_len,
+                self.context.max_upload_bytes,
+            ))
+        } else {
+            None
+        };
+
+        let handle = self.insert_handle(OpenHandle::File(FileHandle {
+            file,
+            virtual_path: path.virtual_path().to_string(),
+            readable,
+            append: pflags.contains(OpenFlags::APPEND),
+            upload,
+        }))?;
+        Ok(Handle { id, handle })
+    }
+
+    async fn close(&mut self, id: u32, handle: String) -> Result<Status, Self::Error> {
+        let Some(open) = self.handles.remove(&handle) else {
+            return Err(invalid_handle());
+        };
+
+        if let OpenHandle::File(FileHandle {
+            file,
+            upload: Some(upload),
+            ..
+        }) = open
+        {
+            self.finish_upload(file, upload).await?;
+        }
+        Ok(ok_status(id))
+    }
+
+    async fn read(&mut self, id: u32, handle: String, offset: u64, len: u32) -> Result<Data, Self::Error> {
+        let FileHandle {
+            file,
+            virtual_path,
+            readable,
+            ..
+        } = self.file_handle(&handle)?;
+        if !*readable {
+            return Err(StatusCode::PermissionDenied.with_message("the file was not opened for reading"));
+        }
+
+        let mut buffer = vec![0u8; len.min(MAX_READ_BYTES) as usize];
+        let read = async {
+            file.seek(SeekFrom::Start(offset)).await?;
+            file.read(&mut buffer).await
+        }
+        .await
+        .map_err(|error| io_reply(&error, virtual_path))?;
+
+        if read == 0 && !buffer.is_empty() {
+            return Err(StatusCode::Eof.into());
+        }
+        buffer.truncate(read);
+        Ok(Data { id, data: buffer })
+    }
+
+    async fn write(&mut self, id: u32, handle: String, offset: u64, data: Vec<u8>) -> Result<Status, Self::Error> {
+        let FileHandle {
+            file,
+            virtual_path,
+            append,
+            upload,
+            ..
+        } = self.file_handle(&handle)?;
+        let Some(upload) = upload.as_mut() else {
+            return Err(StatusCode::PermissionDenied.with_message("the file was not opened for writing"));
+        };
+
+        // With APPEND the system writes at the end whatever the offset says.
+        let position = if *append { upload.end_offset() } else { offset };
+        let len = data.len() as u64;
+        upload
+            .check_write(position, len)
+            .map_err(|error| StatusCode::Failure.with_message(error))?;
+
+        let written = async {
+            file.seek(SeekFrom::Start(position)).await?;
+            file.write_all(&data).await
+        }
+        .await;
+        if let Err(error) = written {
+            upload.fail(format!("cannot write {}: {error}", upload.path()));
+            return Err(io_reply(&error, virtual_path));
+        }
+
+        upload.record_write(position, len);
+        Ok(ok_status(id))
+    }
+
+    async fn lstat(&mut self, id: u32, path: String) -> Result<Attrs, Self::Error> {
+        let path = self.resolve(path).await?;
+        match path.metadata() {
+            Some(metadata) => Ok(Attrs {
+                id,
+                attrs: FileAttributes::from(metadata),
+            }),
+            None => Err(not_found(&path)),
+        }
+    }
+
+    async fn stat(&mut self, id: u32, path: String) -> Result<Attrs, Self::Error> {
+        // Symlinks are rejected while resolving, so STAT and LSTAT see the same file.
+        self.lstat(id, path).await
+    }
+
+    async fn fstat(&mut self, id: u32, handle: String) -> Result<Attrs, Self::Error> {
+        let file = self.file_handle(&handle)?;
+        let metadata = file
+            .file
+            .metadata()
+            .await
+            .map_err(|error| io_reply(&error, &file.virtual_path))?;
+        Ok(Attrs {
+            id,
+            attrs: FileAttributes::from(&metadata),
+        })
+    }
+
+    async fn setstat(&mut self, id: u32, path: String, _attrs: FileAttributes) -> Result<Status, Self::Error> {
+        // Accepted and ignored, so clients that preserve times or modes (`put -p`)
+        // do not fail; dsync does not use file modes or times set by clients.
+        self.resolve(path).await?;
+        Ok(ok_status(id))
+    }
+
+    async fn fsetstat(&mut self, id: u32, handle: String, _attrs: FileAttributes) -> Result<Status, Self::Error> {
+        if !self.handles.contains_key(&handle) {
+            return Err(invalid_handle());
+        }
+        Ok(ok_status(id))
+    }
+
+    async fn opendir(&mut self, id: u32, path: String) -> Result<Handle, Self::Error> {
+        let path = self.resolve(path).await?;
+        match path.metadata() {
+            Some(metadata) if metadata.is_dir() => {}
+            Some(_) => return Err(StatusCode::Failure.with_message(format!("{} is not a folder", path.virtual_path()))),
+            None => return Err(not_found(&path)),
+        }
+
+        let host_path = path.host_path().to_path_buf();
+        let entries = tokio::task::spawn_blocking(move || list_folder(&host_path))
+            .await
+            .map_err(|_| StatusCode::Failure.with_message("internal error while listing the folder"))?
+            .map_err(|error| io_reply(&error, path.virtual_path()))?;
+
+        let handle = self.insert_handle(OpenHandle::Folder(entries))?;
+        Ok(Handle { id, handle })
+    }
+
+    async fn readdir(&mut self, id: u32, handle: String) -> Result<Name, Self::Error> {
+        let entries = match self.handles.get_mut(&handle) {
+            Some(OpenHandle::Folder(entries)) => entries,
+            Some(OpenHandle::File(_)) => {
+                return Err(StatusCode::Failure.with_message("the handle is a file, not a folder"))
+            }
+            None => return Err(invalid_handle()),
+        };
+        if entries.is_empty() {
+            return Err(StatusCode::Eof.into());
+        }
+
+        let count = entries.len().min(READDIR_BATCH);
+        let files = entries.drain(..count).collect();
+        Ok(Name { id, files })
+    }
+
+    async fn remove(&mut self, id: u32, filename: String) -> Result<Status, Self::Error> {
+        let path = self.resolve(filename).await?;
+        match path.metadata() {
+            Some(metadata) if metadata.is_dir() => {
+                return Err(StatusCode::Failure
+                    .with_message(format!("{} is a folder: remove it with rmdir", path.virtual_path())))
+            }
+            Some(_) => {}
+            None => return Err(not_found(&path)),
+        }
+
+        tokio::fs::remove_file(path.host_path())
+            .await
+            .map_err(|error| io_reply(&error, path.virtual_path()))?;
+        Ok(ok_status(id))
+    }
+
+    async fn mkdir(&mut self, id: u32, path: String, _attrs: FileAttributes) -> Result<Status, Self::Error> {
+        let path = self.resolve(path).await?;
+        tokio::fs::create_dir(path.host_path())
+            .await
+            .map_err(|error| io_reply(&error, path.virtual_path()))?;
+        Ok(ok_status(id))
+    }
+
+    async fn rmdir(&mut self, id: u32, path: String) -> Result<Status, Self::Error> {
+        let path = self.resolve(path).await?;
+        if path.is_root() {
+            return Err(StatusCode::PermissionDenied.with_message("the root folder cannot be removed"));
+        }
+        tokio::fs::remove_dir(path.host_path())
+            .await
+            .map_err(|error| io_reply(&error, path.virtual_path()))?;
+        Ok(ok_status(id))
+    }
+
+    async fn realpath(&mut self, id: u32, path: String) -> Result<Name, Self::Error> {
+        let normalized =
+            Jail::normalize(&path).map_err(|error| StatusCode::BadMessage.with_message(error.to_string()))?;
+        Ok(Name {
+            id,
+            files: vec![File::dummy(normalized)],
+        })
+    }
+
+    async fn rename(&mut self, id: u32, oldpath: String, newpath: String) -> Result<Status, Self::Error> {
+        self.rename_path(oldpath, newpath).await?;
+        Ok(ok_status(id))
+    }
+
+    async fn readlink(&mut self, _id: u32, path: String) -> Result<Name, Self::Error> {
+        Err(StatusCode::OpUnsupported.with_message(format!("{path}: symbolic links are not supported")))
+    }
+
+    async fn symlink(&mut self, _id: u32, linkpath: String, _targetpath: String) -> Result<Status, Self::Error> {
+        tracing::warn!(
+            username = %self.context.username,
+            peer = %self.context.peer,
+            path = %linkpath,
+            "sftp request rejected: symbolic link creation"
+        );
+        Err(StatusCode::PermissionDenied.with_message("creating symbolic links is not allowed"))
+    }
+
+    async fn extended(&mut self, id: u32, request: String, data: Vec<u8>) -> Result<Packet, Self::Error> {
+        if request != POSIX_RENAME {
+            return Err(StatusCode::OpUnsupported.with_message(format!("extension {request} is not supported")));
+        }
+
+        let mut rest = data.as_slice();
+        let old_path = read_ssh_string(&mut rest);
+        let new_path = read_ssh_string(&mut rest);
+        let (Some(old_path), Some(new_path)) = (old_path, new_path) else {
+            return Err(StatusCode::BadMessage.with_message("posix-rename needs two UTF-8 paths"));
+        };
+
+        self.rename_path(old_path, new_path).await?;
+        Ok(Packet::Status(ok_status(id)))
+    }
+}
+
+/// Lists a folder's regular files and subfolders; symlinks and special files are left out,
+/// since no operation would accept them.
+fn list_folder(folder: &std::path::Path) -> io::Result<VecDeque<File>> {
+    let mut files = VecDeque::new();
+    for entry in std::fs::read_dir(folder)? {
+        let entry = entry?;
+        // DirEntry::metadata does not follow symlinks.
+        let metadata = entry.metadata()?;
+        if !metadata.is_file() && !metadata.is_dir() {
+            continue;
+        }
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        files.push_back(File::new(name, FileAttributes::from(&metadata)));
+    }
+    Ok(files)
+}
+
+/// Reads one SSH wire string (a u32 big-endian length, then the bytes) as UTF-8.
+fn read_ssh_string(data: &mut &[u8]) -> Option<String> {
+    let (length, rest) = data.split_first_chunk::<4>()?;
+    let length = u32::from_be_bytes(*length) as usize;
+    if rest.len() < length {
+        return None;
+    }
+    let (text, rest) = rest.split_at(length);
+    *data = rest;
+    String::from_utf8(text.to_vec()).ok()
+}
+
+fn ok_status(id: u32) -> Status {
+    Status {
+        id,
+        status_code: StatusCode::Ok,
+        error_message: "Ok".to_string(),
+        language_tag: "en-US".to_string(),
+    }
+}
+
+fn invalid_handle() -> StatusReply {
+    StatusCode::Failure.with_message("invalid handle: it was closed or never opened")
+}
+
+fn not_found(path: &JailPath) -> StatusReply {
+    StatusCode::NoSuchFile.with_message(format!("{}: no such file or folder", path.virtual_path()))
+}
+
+/// Maps an I/O error to an SFTP status, naming the client's path and never the host path.
+fn io_reply(error: &io::Error, virtual_path: &str) -> StatusReply {
+    let code = match error.kind() {
+        io::ErrorKind::NotFound => StatusCode::NoSuchFile,
+        io::ErrorKind::PermissionDenied => StatusCode::PermissionDenied,
+        _ => StatusCode::Failure,
+    };
+    code.with_message(format!("{virtual_path}: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_ssh_string_reads_two_paths() {
+        let mut data = Vec::new();
+        for text in ["a.filepart", "a"] {
+            data.extend_from_slice(&(text.len() as u32).to_be_bytes());
+            data.extend_from_slice(text.as_bytes());
+        }
+        let mut rest = data.as_slice();
+
+        assert_eq!(read_ssh_string(&mut rest).as_deref(), Some("a.filepart"));
+        assert_eq!(read_ssh_string(&mut rest).as_deref(), Some("a"));
+        assert!(rest.is_empty());
+    }
+
+    #[test]
+    fn read_ssh_string_rejects_short_data() {
+        let mut rest: &[u8] = &[0, 0, 0, 9, b'a'];
+
+        assert_eq!(read_ssh_string(&mut rest), None);
+    }
+}
