@@ -13,6 +13,7 @@ use crate::settings::DirectorySettings;
 use crate::time::Timestamp;
 use crate::wire;
 
+pub use crate::sync::ReconcileOutcome;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -244,15 +245,26 @@ impl Services {
     }
 
     /// Reconciles a directory from its newest upload of each kind.
-    pub async fn reconcile(&self, _directory: &DirectoryId) -> Result<SyncRecord, ServiceError> {
-        unimplemented!("lands with the CSV reader")
+    ///
+    /// Returns the new sync record, or the previous one when the newest
+    /// uploads were already processed (nothing is written then). Fails with
+    /// `NotFound` when the folder holds no recognised upload.
+    pub async fn reconcile(&self, directory: &DirectoryId) -> Result<SyncRecord, ServiceError> {
+        match self.reconcile_outcome(directory).await? {
+            ReconcileOutcome::NoUploads => Err(ServiceError::NotFound {
+                what: "upload (users.csv, groups.csv or user_groups.csv) for directory",
+                id: directory.to_string(),
+            }),
+            ReconcileOutcome::Unchanged(record) => Ok(record),
+            ReconcileOutcome::Synced { record, .. } => Ok(record),
+        }
     }
 
-    pub async fn approve_sync(&self, _sync: &SyncId) -> Result<SyncRecord, ServiceError> {
-        unimplemented!("lands with the CSV reader")
+    pub async fn approve_sync(&self, sync: &SyncId) -> Result<SyncRecord, ServiceError> {
+        crate::sync::approve(self, sync).await
     }
 
-    pub async fn discard_sync(&self, _sync: &SyncId) -> Result<SyncRecord, ServiceError> {
-        unimplemented!("lands with the CSV reader")
+    pub async fn discard_sync(&self, sync: &SyncId) -> Result<SyncRecord, ServiceError> {
+        crate::sync::discard(self, sync).await
     }
 }

@@ -163,6 +163,13 @@ impl Directories for SqliteStore {
         let id = id.clone();
         self.run(move |connection| {
             let transaction = connection.transaction().map_err(sql_error)?;
+            transaction
+                .execute(
+                    "DELETE FROM completed_uploads WHERE sftp_username IN \
+                     (SELECT sftp_username FROM directories WHERE id = ?1)",
+                    [id.as_str()],
+                )
+                .map_err(sql_error)?;
             // Explicit deletes rather than relying on ON DELETE CASCADE alone,
             // so a database opened without foreign keys is purged too.
             for table in ["memberships", "users", "groups", "ssh_keys", "syncs", "directories"] {

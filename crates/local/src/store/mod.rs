@@ -13,6 +13,7 @@ mod keys;
 mod pagination;
 pub mod schema;
 mod syncs;
+mod uploads;
 mod webhooks_table;
 
 use std::path::{Path, PathBuf};
@@ -23,6 +24,7 @@ use dsync_core::time::Timestamp;
 use rusqlite::Connection;
 
 pub use events::EVENT_RETENTION_DAYS;
+pub use uploads::CompletedUpload;
 
 /// The database file inside a data dir.
 pub fn database_path(data_dir: &Path) -> PathBuf {

@@ -97,6 +97,19 @@ CREATE TABLE IF NOT EXISTS syncs (
 );
 CREATE INDEX IF NOT EXISTS syncs_by_directory ON syncs (directory_id, id);
 
+-- Files the SFTP server reported as completely written (closed without
+-- error, or renamed into place), with the size and modification time they
+-- had then. Only these are read by a sync: a file cut off mid-transfer stays
+-- on disk but never matches a row.
+CREATE TABLE IF NOT EXISTS completed_uploads (
+    sftp_username TEXT NOT NULL,
+    path TEXT NOT NULL,
+    size_bytes INTEGER NOT NULL,
+    modified_ms INTEGER NOT NULL,
+    completed_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (sftp_username, path)
+);
+
 CREATE TABLE IF NOT EXISTS api_keys (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
