@@ -10,6 +10,7 @@ mod key_check;
 mod operator;
 mod plan;
 mod serve;
+mod uploads;
 
 #[derive(Parser)]
 #[command(name = "dsync", version, about = "SFTP directory sync: HR CSV uploads in, directory events and a WorkOS-compatible API out")]
