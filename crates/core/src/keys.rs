@@ -2,7 +2,7 @@
 //!
 //! [`parse_public_key`] takes what a person pasted or uploaded as "their SSH
 //! key" and returns either a checked [`PublicKey`] or a [`KeyError`] whose
-//! message says how to fix the input. The input is one OpenSSH public key
+//! message explains how to fix the input. The input is one OpenSSH public key
 //! line, `type base64 [comment]`; an RFC 4716 `---- BEGIN SSH2 PUBLIC KEY ----`
 //! block (as PuTTYgen and `ssh-keygen -e` write it) is converted to that form.
 //!
@@ -91,11 +91,12 @@ impl fmt::Display for KeyType {
 
 /// The text form the key arrived in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
 pub enum KeyFormat {
     /// One `type base64 [comment]` line.
+    #[serde(rename = "openssh")]
     OpenSsh,
     /// An RFC 4716 `---- BEGIN SSH2 PUBLIC KEY ----` block, converted.
+    #[serde(rename = "rfc4716")]
     Rfc4716,
 }
 
@@ -125,7 +126,7 @@ impl PublicKey {
     }
 }
 
-/// What kind of private key was pasted in place of a public key.
+/// The kind of private key found where a public key was expected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PrivateKeyFormat {
     /// `-----BEGIN OPENSSH PRIVATE KEY-----`, or its base64 body alone.
@@ -171,7 +172,7 @@ pub enum PemKind {
     Other,
 }
 
-/// Why a key was rejected. The message says what to do about it and never
+/// The reason a key was rejected. Each message ends with the fix and never
 /// contains key material.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
@@ -413,7 +414,7 @@ fn detect_pem(first_line: &str) -> Option<PemKind> {
     }
 }
 
-/// How a type word found in a key line or blob is treated.
+/// The verdict on a type word found in a key line or blob.
 enum TypeName {
     Accepted(KeyType),
     Rejected(KeyError),
@@ -662,7 +663,7 @@ fn finish_or_continue_header(
             reason: "a header line has no colon",
         });
     };
-    // Header tags are case-insensitive (RFC 4716 section 3.3).
+    // Tags are matched case-insensitively to accept what any exporter writes.
     if tag.trim().eq_ignore_ascii_case("comment") {
         let value = value.trim();
         let unquoted = value

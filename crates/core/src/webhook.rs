@@ -170,3 +170,239 @@ pub fn retry_delay(attempt: u32) -> Option<Duration> {
     let remaining = RETRY_WINDOW - elapsed;
     Some(wait.min(remaining))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "whsec_fixture_2026";
+    const TIMESTAMP_MS: i64 = 1_767_225_600_000;
+    const BODY: &str =
+        r#"{"object":"event","id":"event_01","event":"dsync.user.created","data":{"name":"Zoë"}}"#;
+    /// Computed independently with Python's `hmac.new(SECRET, b"<t>.<body>", sha256).hexdigest()`;
+    /// the WorkOS Python SDK 10.8.0 `verify_header` accepts this header.
+    const EXPECTED_HEX: &str = "959cfefd4659d693bd2dc98b1aed48aaf7dcf9cff2094517d9a713d6b4335b40";
+
+    fn header() -> String {
+        signature_header(SECRET, TIMESTAMP_MS, BODY.as_bytes())
+    }
+
+    #[test]
+    fn signature_header_matches_python_hmac() {
+        assert_eq!(header(), format!("t={TIMESTAMP_MS}, v1={EXPECTED_HEX}"));
+    }
+
+    #[test]
+    fn verify_accepts_own_header() {
+        let result = verify_signature(
+            &header(),
+            BODY.as_bytes(),
+            SECRET,
+            TIMESTAMP_MS + 1_000,
+            DEFAULT_TOLERANCE_MS,
+        );
+
+        assert_eq!(result, Ok(()));
+    }
+
+    #[test]
+    fn verify_rejects_changed_body() {
+        let changed = BODY.replace("Zoë", "Zoe");
+
+        let result = verify_signature(
+            &header(),
+            changed.as_bytes(),
+            SECRET,
+            TIMESTAMP_MS,
+            DEFAULT_TOLERANCE_MS,
+        );
+
+        assert_eq!(result, Err(SignatureError::Mismatch));
+    }
+
+    #[test]
+    fn verify_rejects_other_secret() {
+        let result = verify_signature(
+            &header(),
+            BODY.as_bytes(),
+            "whsec_other",
+            TIMESTAMP_MS,
+            DEFAULT_TOLERANCE_MS,
+        );
+
+        assert_eq!(result, Err(SignatureError::Mismatch));
+    }
+
+    #[test]
+    fn verify_rejects_old_timestamp() {
+        let now_ms = TIMESTAMP_MS + 4 * 60 * 1000;
+
+        let result = verify_signature(
+            &header(),
+            BODY.as_bytes(),
+            SECRET,
+            now_ms,
+            DEFAULT_TOLERANCE_MS,
+        );
+
+        assert_eq!(
+            result,
+            Err(SignatureError::TooOld {
+                age_ms: 240_000,
+                tolerance_ms: DEFAULT_TOLERANCE_MS
+            })
+        );
+    }
+
+    #[test]
+    fn verify_accepts_timestamp_at_tolerance() {
+        let now_ms = TIMESTAMP_MS + DEFAULT_TOLERANCE_MS;
+
+        let result = verify_signature(
+            &header(),
+            BODY.as_bytes(),
+            SECRET,
+            now_ms,
+            DEFAULT_TOLERANCE_MS,
+        );
+
+        assert_eq!(result, Ok(()));
+    }
+
+    #[test]
+    fn verify_rejects_future_timestamp() {
+        let now_ms = TIMESTAMP_MS - 10 * 60 * 1000;
+
+        let result = verify_signature(
+            &header(),
+            BODY.as_bytes(),
+            SECRET,
+            now_ms,
+            DEFAULT_TOLERANCE_MS,
+        );
+
+        assert_eq!(
+            result,
+            Err(SignatureError::InFuture {
+                ahead_ms: 600_000,
+                tolerance_ms: DEFAULT_TOLERANCE_MS
+            })
+        );
+    }
+
+    #[test]
+    fn verify_rejects_variants_the_python_sdk_rejects() {
+        let seconds = TIMESTAMP_MS / 1000;
+        let variants = [
+            format!("t={TIMESTAMP_MS},v1={EXPECTED_HEX}"),
+            format!("t={TIMESTAMP_MS}, v1={}", EXPECTED_HEX.to_uppercase()),
+            format!("v1={EXPECTED_HEX}, t={TIMESTAMP_MS}"),
+            format!("t={TIMESTAMP_MS}, v1={EXPECTED_HEX}, v1={EXPECTED_HEX}"),
+            format!("t={TIMESTAMP_MS}, v1={}", &EXPECTED_HEX[..62]),
+            format!("t=-{TIMESTAMP_MS}, v1={EXPECTED_HEX}"),
+            format!("t=, v1={EXPECTED_HEX}"),
+            String::new(),
+        ];
+
+        for variant in variants {
+            let result = verify_signature(
+                &variant,
+                BODY.as_bytes(),
+                SECRET,
+                TIMESTAMP_MS,
+                DEFAULT_TOLERANCE_MS,
+            );
+
+            assert!(
+                matches!(result, Err(SignatureError::Malformed { .. })),
+                "{variant:?}: {result:?}"
+            );
+        }
+
+        // A timestamp in seconds is well formed but decades old in milliseconds.
+        let in_seconds = signature_header(SECRET, seconds, BODY.as_bytes());
+        let result = verify_signature(
+            &in_seconds,
+            BODY.as_bytes(),
+            SECRET,
+            TIMESTAMP_MS,
+            DEFAULT_TOLERANCE_MS,
+        );
+        assert!(
+            matches!(result, Err(SignatureError::TooOld { .. })),
+            "{result:?}"
+        );
+    }
+
+    #[test]
+    fn secret_is_url_safe_base64_of_bytes() {
+        let bytes: [u8; 24] = std::array::from_fn(|index| index as u8);
+
+        assert_eq!(
+            secret_from_bytes(&bytes),
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYX"
+        );
+    }
+
+    #[test]
+    fn secret_has_no_padding_or_plus() {
+        let secret = secret_from_bytes(&[0xfb; 24]);
+
+        assert_eq!(secret.len(), 32);
+        assert!(
+            secret
+                .bytes()
+                .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_'),
+            "{secret}"
+        );
+    }
+
+    fn all_waits() -> Vec<Duration> {
+        (1..).map_while(retry_delay).collect()
+    }
+
+    #[test]
+    fn retry_waits_sum_to_three_days() {
+        let total: Duration = all_waits().iter().sum();
+
+        assert_eq!(total, RETRY_WINDOW);
+    }
+
+    #[test]
+    fn retry_schedule_has_22_attempts() {
+        assert_eq!(all_waits().len(), 21);
+        assert_eq!(retry_delay(22), None);
+        assert_eq!(retry_delay(u32::MAX), None);
+    }
+
+    #[test]
+    fn retry_waits_double_from_30_seconds() {
+        let waits = all_waits();
+
+        assert_eq!(waits[0], Duration::from_secs(30));
+        assert_eq!(waits[1], Duration::from_secs(60));
+        assert_eq!(waits[9], Duration::from_secs(15_360));
+    }
+
+    #[test]
+    fn retry_waits_are_capped_at_6_hours() {
+        let waits = all_waits();
+
+        assert!(waits.iter().all(|wait| *wait <= MAX_RETRY_DELAY));
+        assert_eq!(waits[10], MAX_RETRY_DELAY);
+        assert_eq!(waits[19], MAX_RETRY_DELAY);
+    }
+
+    #[test]
+    fn last_retry_wait_is_trimmed() {
+        assert_eq!(
+            retry_delay(21),
+            Some(Duration::from_secs(3 * 3600 + 28 * 60 + 30))
+        );
+    }
+
+    #[test]
+    fn retry_before_first_attempt_is_immediate() {
+        assert_eq!(retry_delay(0), Some(Duration::ZERO));
+    }
+}
