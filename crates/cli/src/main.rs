@@ -51,7 +51,15 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Usage errors exit 1, as every subcommand documents; clap's own default is 2,
+    // which dsync reserves for "the input has errors".
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() { ExitCode::from(1) } else { ExitCode::SUCCESS };
+        }
+    };
     let result = match cli.command {
         Command::Check(args) => check::run(args),
         Command::Plan(args) => plan::run(args),
