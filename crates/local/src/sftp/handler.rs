@@ -79,7 +79,9 @@ impl SftpHandler {
         let path_for_log = client_path.clone();
         let resolved = tokio::task::spawn_blocking(move || jail.resolve(&client_path))
             .await
-            .map_err(|_| StatusCode::Failure.with_message("internal error while resolving the path"))?;
+            .map_err(|_| {
+                StatusCode::Failure.with_message("internal error while resolving the path")
+            })?;
 
         resolved.map_err(|error| {
             if let JailError::Symlink(_) = error {
@@ -114,7 +116,9 @@ impl SftpHandler {
     fn file_handle(&mut self, handle: &str) -> Result<&mut FileHandle, StatusReply> {
         match self.handles.get_mut(handle) {
             Some(OpenHandle::File(file)) => Ok(file),
-            Some(OpenHandle::Folder(_)) => Err(StatusCode::Failure.with_message("the handle is a folder, not a file")),
+            Some(OpenHandle::Folder(_)) => {
+                Err(StatusCode::Failure.with_message("the handle is a folder, not a file"))
+            }
             None => Err(invalid_handle()),
         }
     }
@@ -127,10 +131,12 @@ impl SftpHandler {
         let from = self.resolve(old_path).await?;
         let to = self.resolve(new_path).await?;
         if from.is_root() || to.is_root() {
-            return Err(StatusCode::PermissionDenied.with_message("the root folder cannot be renamed or replaced"));
+            return Err(StatusCode::PermissionDenied
+                .with_message("the root folder cannot be renamed or replaced"));
         }
         let Some(metadata) = from.metadata() else {
-            return Err(StatusCode::NoSuchFile.with_message(format!("{}: no such file or folder", from.virtual_path())));
+            return Err(StatusCode::NoSuchFile
+                .with_message(format!("{}: no such file or folder", from.virtual_path())));
         };
         let is_file = metadata.is_file();
         let open_elsewhere = self
@@ -174,7 +180,11 @@ impl SftpHandler {
     }
 
     /// Finishes an upload on CLOSE: flushes, logs, and calls the backend when nothing failed.
-    async fn finish_upload(&self, mut file: tokio::fs::File, mut upload: Upload) -> Result<(), StatusReply> {
+    async fn finish_upload(
+        &self,
+        mut file: tokio::fs::File,
+        mut upload: Upload,
+    ) -> Result<(), StatusReply> {
         // Data handed to tokio's File is written by a background task; flush surfaces its errors.
         let flushed = match file.flush().await {
             Ok(()) => file.sync_all().await,
@@ -224,7 +234,8 @@ impl Drop for SftpHandler {
     fn drop(&mut self) {
         for handle in self.handles.values() {
             let OpenHandle::File(FileHandle {
-                upload: Some(upload), ..
+                upload: Some(upload),
+                ..
             }) = handle
             else {
                 continue;
@@ -250,9 +261,15 @@ impl russh_sftp::server::Handler for SftpHandler {
         StatusCode::OpUnsupported.with_message("operation not supported by this server")
     }
 
-    async fn init(&mut self, _version: u32, _extensions: HashMap<String, String>) -> Result<Version, Self::Error> {
+    async fn init(
+        &mut self,
+        _version: u32,
+        _extensions: HashMap<String, String>,
+    ) -> Result<Version, Self::Error> {
         let mut version = Version::new();
-        version.extensions.insert(POSIX_RENAME.to_string(), "1".to_string());
+        version
+            .extensions
+            .insert(POSIX_RENAME.to_string(), "1".to_string());
         Ok(version)
     }
 
@@ -266,19 +283,21 @@ impl russh_sftp::server::Handler for SftpHandler {
         let path = self.resolve(filename).await?;
         if let Some(metadata) = path.metadata() {
             if metadata.is_dir() {
-                return Err(StatusCode::Failure.with_message(format!("{} is a folder", path.virtual_path())));
+                return Err(StatusCode::Failure
+                    .with_message(format!("{} is a folder", path.virtual_path())));
             }
             if !metadata.is_file() {
-                return Err(
-                    StatusCode::PermissionDenied.with_message(format!("{} is not a regular file", path.virtual_path()))
-                );
+                return Err(StatusCode::PermissionDenied
+                    .with_message(format!("{} is not a regular file", path.virtual_path())));
             }
         }
 
         let writable = pflags.intersects(OpenFlags::WRITE | OpenFlags::APPEND);
         let readable = pflags.contains(OpenFlags::READ);
         if !writable && !readable {
-            return Err(StatusCode::BadMessage.with_message("open flags must include read or write"));
+            return Err(
+                StatusCode::BadMessage.with_message("open flags must include read or write")
+            );
         }
 
         let options = std::fs::OpenOptions::from(pflags);
@@ -331,7 +350,13 @@ impl russh_sftp::server::Handler for SftpHandler {
         Ok(ok_status(id))
     }
 
-    async fn read(&mut self, id: u32, handle: String, offset: u64, len: u32) -> Result<Data, Self::Error> {
+    async fn read(
+        &mut self,
+        id: u32,
+        handle: String,
+        offset: u64,
+        len: u32,
+    ) -> Result<Data, Self::Error> {
         let FileHandle {
             file,
             virtual_path,
@@ -339,7 +364,9 @@ impl russh_sftp::server::Handler for SftpHandler {
             ..
         } = self.file_handle(&handle)?;
         if !*readable {
-            return Err(StatusCode::PermissionDenied.with_message("the file was not opened for reading"));
+            return Err(
+                StatusCode::PermissionDenied.with_message("the file was not opened for reading")
+            );
         }
 
         let mut buffer = vec![0u8; len.min(MAX_READ_BYTES) as usize];
@@ -357,7 +384,13 @@ impl russh_sftp::server::Handler for SftpHandler {
         Ok(Data { id, data: buffer })
     }
 
-    async fn write(&mut self, id: u32, handle: String, offset: u64, data: Vec<u8>) -> Result<Status, Self::Error> {
+    async fn write(
+        &mut self,
+        id: u32,
+        handle: String,
+        offset: u64,
+        data: Vec<u8>,
+    ) -> Result<Status, Self::Error> {
         let FileHandle {
             file,
             virtual_path,
@@ -366,7 +399,9 @@ impl russh_sftp::server::Handler for SftpHandler {
             ..
         } = self.file_handle(&handle)?;
         let Some(upload) = upload.as_mut() else {
-            return Err(StatusCode::PermissionDenied.with_message("the file was not opened for writing"));
+            return Err(
+                StatusCode::PermissionDenied.with_message("the file was not opened for writing")
+            );
         };
 
         // With APPEND the system writes at the end whatever the offset says.
@@ -419,14 +454,24 @@ impl russh_sftp::server::Handler for SftpHandler {
         })
     }
 
-    async fn setstat(&mut self, id: u32, path: String, _attrs: FileAttributes) -> Result<Status, Self::Error> {
+    async fn setstat(
+        &mut self,
+        id: u32,
+        path: String,
+        _attrs: FileAttributes,
+    ) -> Result<Status, Self::Error> {
         // Accepted and ignored, so clients that preserve times or modes (`put -p`)
         // do not fail; dsync does not use file modes or times set by clients.
         self.resolve(path).await?;
         Ok(ok_status(id))
     }
 
-    async fn fsetstat(&mut self, id: u32, handle: String, _attrs: FileAttributes) -> Result<Status, Self::Error> {
+    async fn fsetstat(
+        &mut self,
+        id: u32,
+        handle: String,
+        _attrs: FileAttributes,
+    ) -> Result<Status, Self::Error> {
         if !self.handles.contains_key(&handle) {
             return Err(invalid_handle());
         }
@@ -437,14 +482,19 @@ impl russh_sftp::server::Handler for SftpHandler {
         let path = self.resolve(path).await?;
         match path.metadata() {
             Some(metadata) if metadata.is_dir() => {}
-            Some(_) => return Err(StatusCode::Failure.with_message(format!("{} is not a folder", path.virtual_path()))),
+            Some(_) => {
+                return Err(StatusCode::Failure
+                    .with_message(format!("{} is not a folder", path.virtual_path())))
+            }
             None => return Err(not_found(&path)),
         }
 
         let host_path = path.host_path().to_path_buf();
         let entries = tokio::task::spawn_blocking(move || list_folder(&host_path))
             .await
-            .map_err(|_| StatusCode::Failure.with_message("internal error while listing the folder"))?
+            .map_err(|_| {
+                StatusCode::Failure.with_message("internal error while listing the folder")
+            })?
             .map_err(|error| io_reply(&error, path.virtual_path()))?;
 
         let handle = self.insert_handle(OpenHandle::Folder(entries))?;
@@ -472,8 +522,10 @@ impl russh_sftp::server::Handler for SftpHandler {
         let path = self.resolve(filename).await?;
         match path.metadata() {
             Some(metadata) if metadata.is_dir() => {
-                return Err(StatusCode::Failure
-                    .with_message(format!("{} is a folder: remove it with rmdir", path.virtual_path())))
+                return Err(StatusCode::Failure.with_message(format!(
+                    "{} is a folder: remove it with rmdir",
+                    path.virtual_path()
+                )))
             }
             Some(_) => {}
             None => return Err(not_found(&path)),
@@ -485,7 +537,12 @@ impl russh_sftp::server::Handler for SftpHandler {
         Ok(ok_status(id))
     }
 
-    async fn mkdir(&mut self, id: u32, path: String, _attrs: FileAttributes) -> Result<Status, Self::Error> {
+    async fn mkdir(
+        &mut self,
+        id: u32,
+        path: String,
+        _attrs: FileAttributes,
+    ) -> Result<Status, Self::Error> {
         let path = self.resolve(path).await?;
         tokio::fs::create_dir(path.host_path())
             .await
@@ -496,7 +553,9 @@ impl russh_sftp::server::Handler for SftpHandler {
     async fn rmdir(&mut self, id: u32, path: String) -> Result<Status, Self::Error> {
         let path = self.resolve(path).await?;
         if path.is_root() {
-            return Err(StatusCode::PermissionDenied.with_message("the root folder cannot be removed"));
+            return Err(
+                StatusCode::PermissionDenied.with_message("the root folder cannot be removed")
+            );
         }
         tokio::fs::remove_dir(path.host_path())
             .await
@@ -505,24 +564,35 @@ impl russh_sftp::server::Handler for SftpHandler {
     }
 
     async fn realpath(&mut self, id: u32, path: String) -> Result<Name, Self::Error> {
-        let normalized =
-            Jail::normalize(&path).map_err(|error| StatusCode::BadMessage.with_message(error.to_string()))?;
+        let normalized = Jail::normalize(&path)
+            .map_err(|error| StatusCode::BadMessage.with_message(error.to_string()))?;
         Ok(Name {
             id,
             files: vec![File::dummy(normalized)],
         })
     }
 
-    async fn rename(&mut self, id: u32, oldpath: String, newpath: String) -> Result<Status, Self::Error> {
+    async fn rename(
+        &mut self,
+        id: u32,
+        oldpath: String,
+        newpath: String,
+    ) -> Result<Status, Self::Error> {
         self.rename_path(oldpath, newpath).await?;
         Ok(ok_status(id))
     }
 
     async fn readlink(&mut self, _id: u32, path: String) -> Result<Name, Self::Error> {
-        Err(StatusCode::OpUnsupported.with_message(format!("{path}: symbolic links are not supported")))
+        Err(StatusCode::OpUnsupported
+            .with_message(format!("{path}: symbolic links are not supported")))
     }
 
-    async fn symlink(&mut self, _id: u32, linkpath: String, _targetpath: String) -> Result<Status, Self::Error> {
+    async fn symlink(
+        &mut self,
+        _id: u32,
+        linkpath: String,
+        _targetpath: String,
+    ) -> Result<Status, Self::Error> {
         tracing::warn!(
             username = %self.context.username,
             peer = %self.context.peer,
@@ -532,9 +602,15 @@ impl russh_sftp::server::Handler for SftpHandler {
         Err(StatusCode::PermissionDenied.with_message("creating symbolic links is not allowed"))
     }
 
-    async fn extended(&mut self, id: u32, request: String, data: Vec<u8>) -> Result<Packet, Self::Error> {
+    async fn extended(
+        &mut self,
+        id: u32,
+        request: String,
+        data: Vec<u8>,
+    ) -> Result<Packet, Self::Error> {
         if request != POSIX_RENAME {
-            return Err(StatusCode::OpUnsupported.with_message(format!("extension {request} is not supported")));
+            return Err(StatusCode::OpUnsupported
+                .with_message(format!("extension {request} is not supported")));
         }
 
         let mut rest = data.as_slice();

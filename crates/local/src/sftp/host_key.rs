@@ -26,14 +26,19 @@ pub fn load_or_generate(path: &Path) -> anyhow::Result<PrivateKey> {
             Ok(key)
         }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => generate(path),
-        Err(error) => Err(error).with_context(|| format!("cannot read the SFTP host key file {}", path.display())),
+        Err(error) => Err(error)
+            .with_context(|| format!("cannot read the SFTP host key file {}", path.display())),
     }
 }
 
 fn generate(path: &Path) -> anyhow::Result<PrivateKey> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("cannot create the folder for the SFTP host key {}", parent.display()))?;
+        std::fs::create_dir_all(parent).with_context(|| {
+            format!(
+                "cannot create the folder for the SFTP host key {}",
+                parent.display()
+            )
+        })?;
     }
 
     let mut seed = [0u8; 32];
@@ -51,12 +56,26 @@ fn generate(path: &Path) -> anyhow::Result<PrivateKey> {
         .truncate(true)
         .mode(0o600)
         .open(&temporary)
-        .with_context(|| format!("cannot create the SFTP host key file {}", temporary.display()))?;
+        .with_context(|| {
+            format!(
+                "cannot create the SFTP host key file {}",
+                temporary.display()
+            )
+        })?;
     file.write_all(pem.as_bytes())
         .and_then(|_| file.sync_all())
-        .with_context(|| format!("cannot write the SFTP host key file {}", temporary.display()))?;
-    std::fs::rename(&temporary, path)
-        .with_context(|| format!("cannot move the SFTP host key into place at {}", path.display()))?;
+        .with_context(|| {
+            format!(
+                "cannot write the SFTP host key file {}",
+                temporary.display()
+            )
+        })?;
+    std::fs::rename(&temporary, path).with_context(|| {
+        format!(
+            "cannot move the SFTP host key into place at {}",
+            path.display()
+        )
+    })?;
 
     Ok(key)
 }
@@ -70,8 +89,14 @@ fn restrict_permissions(path: &Path) -> anyhow::Result<()> {
         )
     })?;
     if metadata.permissions().mode() & 0o077 != 0 {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .with_context(|| format!("cannot set mode 0600 on the SFTP host key file {}", path.display()))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).with_context(
+            || {
+                format!(
+                    "cannot set mode 0600 on the SFTP host key file {}",
+                    path.display()
+                )
+            },
+        )?;
     }
     Ok(())
 }

@@ -46,7 +46,9 @@ pub enum JailError {
 impl fmt::Display for JailError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            JailError::InvalidPath => write!(f, "invalid path: file names cannot contain a NUL byte"),
+            JailError::InvalidPath => {
+                write!(f, "invalid path: file names cannot contain a NUL byte")
+            }
             JailError::Symlink(path) => write!(f, "symbolic links are not allowed: {path}"),
             JailError::Io(error) => write!(f, "cannot read the path: {error}"),
         }
@@ -178,19 +180,28 @@ mod tests {
 
     #[test]
     fn normalize_collapses_repeated_slashes_and_dots() {
-        assert_eq!(Jail::normalize("//in///./users.csv/").unwrap(), "/in/users.csv");
+        assert_eq!(
+            Jail::normalize("//in///./users.csv/").unwrap(),
+            "/in/users.csv"
+        );
     }
 
     #[test]
     fn normalize_clamps_parent_at_root() {
         assert_eq!(Jail::normalize("../../escape.csv").unwrap(), "/escape.csv");
-        assert_eq!(Jail::normalize("/in/../../../etc/passwd").unwrap(), "/etc/passwd");
+        assert_eq!(
+            Jail::normalize("/in/../../../etc/passwd").unwrap(),
+            "/etc/passwd"
+        );
         assert_eq!(Jail::normalize("in/sub/../x").unwrap(), "/in/x");
     }
 
     #[test]
     fn normalize_rejects_nul_byte() {
-        assert!(matches!(Jail::normalize("a\0b"), Err(JailError::InvalidPath)));
+        assert!(matches!(
+            Jail::normalize("a\0b"),
+            Err(JailError::InvalidPath)
+        ));
     }
 
     #[test]
@@ -258,7 +269,10 @@ mod tests {
         std::os::unix::fs::symlink("/nonexistent/target", dir.path().join("dangling")).unwrap();
         let jail = jail_in(dir.path());
 
-        assert!(matches!(jail.resolve("dangling"), Err(JailError::Symlink(_))));
+        assert!(matches!(
+            jail.resolve("dangling"),
+            Err(JailError::Symlink(_))
+        ));
     }
 
     #[test]

@@ -48,7 +48,10 @@ impl SftpServer {
     /// Loads or generates the host key and binds the listening socket.
     pub async fn bind(config: SftpConfig) -> anyhow::Result<SftpServer> {
         let host_key = host_key::load_or_generate(&config.host_key_path)?;
-        let host_key_fingerprint = host_key.public_key().fingerprint(HashAlg::Sha256).to_string();
+        let host_key_fingerprint = host_key
+            .public_key()
+            .fingerprint(HashAlg::Sha256)
+            .to_string();
 
         let ssh_config = russh::server::Config {
             server_id: SshId::Standard(Cow::Borrowed("SSH-2.0-dsync")),
@@ -181,9 +184,13 @@ async fn serve_connection(
     let state = Arc::new(ConnectionState::default());
     let handler = Connection::new(shared, peer, Arc::clone(&state));
 
-    let login_deadline =
-        tokio::time::Instant::now() + LOGIN_GRACE.min(ssh_config.inactivity_timeout.unwrap_or(LOGIN_GRACE));
-    let started = tokio::time::timeout_at(login_deadline, russh::server::run_stream(ssh_config, socket, handler)).await;
+    let login_deadline = tokio::time::Instant::now()
+        + LOGIN_GRACE.min(ssh_config.inactivity_timeout.unwrap_or(LOGIN_GRACE));
+    let started = tokio::time::timeout_at(
+        login_deadline,
+        russh::server::run_stream(ssh_config, socket, handler),
+    )
+    .await;
     let outcome = match started {
         Ok(Ok(mut session)) => {
             let handle = session.handle();
@@ -218,7 +225,9 @@ async fn serve_connection(
 
     let username = state.username().unwrap_or_default();
     match outcome {
-        Ok(()) => tracing::info!(connection_id, %peer, username = %username, "sftp connection closed"),
+        Ok(()) => {
+            tracing::info!(connection_id, %peer, username = %username, "sftp connection closed")
+        }
         Err(error) => tracing::info!(
             connection_id,
             %peer,

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use russh::keys::{HashAlg, PublicKey};
-use russh::server::{Auth, ChannelOpenHandle, Handle, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
+use russh::server::{
+    Auth, ChannelOpenHandle, Handle, Msg, PublicKeyOffer, Session, VerifiedPublicKey,
+};
 use russh::{Channel, ChannelId, MethodKind, MethodSet};
 
 use super::handler::{SessionContext, SftpHandler};
@@ -38,7 +40,10 @@ pub struct ConnectionState {
 impl ConnectionState {
     /// Returns the authenticated username, if authentication succeeded.
     pub fn username(&self) -> Option<String> {
-        self.username.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.username
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn set_username(&self, username: &str) {
@@ -136,11 +141,19 @@ impl russh::server::Handler for Connection {
         Ok(reject())
     }
 
-    async fn auth_publickey_offered(&mut self, user: &str, offer: PublicKeyOffer<'_>) -> Result<Auth, Self::Error> {
+    async fn auth_publickey_offered(
+        &mut self,
+        user: &str,
+        offer: PublicKeyOffer<'_>,
+    ) -> Result<Auth, Self::Error> {
         Ok(self.check_key(user, offer.public_key, false).await)
     }
 
-    async fn auth_publickey(&mut self, user: &str, key: VerifiedPublicKey<'_>) -> Result<Auth, Self::Error> {
+    async fn auth_publickey(
+        &mut self,
+        user: &str,
+        key: VerifiedPublicKey<'_>,
+    ) -> Result<Auth, Self::Error> {
         Ok(self.check_key(user, key.public_key, true).await)
     }
 
@@ -201,7 +214,11 @@ impl russh::server::Handler for Connection {
         Ok(())
     }
 
-    async fn shell_request(&mut self, channel: ChannelId, session: &mut Session) -> Result<(), Self::Error> {
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
         session.channel_failure(channel)?;
         Ok(())
     }
@@ -251,5 +268,7 @@ fn reject() -> Auth {
 
 /// Returns false for names no backend could know: empty, too long, or with control characters.
 fn is_plausible_username(username: &str) -> bool {
-    !username.is_empty() && username.len() <= MAX_USERNAME_BYTES && !username.chars().any(char::is_control)
+    !username.is_empty()
+        && username.len() <= MAX_USERNAME_BYTES
+        && !username.chars().any(char::is_control)
 }

@@ -111,10 +111,19 @@ mod tests {
         let throttle = AuthThrottle::new(3);
         let now = Instant::now();
 
-        assert_eq!(throttle.record_failure_at(ip(1), now), FailureOutcome::Counted);
-        assert_eq!(throttle.record_failure_at(ip(1), now), FailureOutcome::Counted);
+        assert_eq!(
+            throttle.record_failure_at(ip(1), now),
+            FailureOutcome::Counted
+        );
+        assert_eq!(
+            throttle.record_failure_at(ip(1), now),
+            FailureOutcome::Counted
+        );
         assert!(!throttle.is_blocked_at(ip(1), now));
-        assert_eq!(throttle.record_failure_at(ip(1), now), FailureOutcome::Blocked);
+        assert_eq!(
+            throttle.record_failure_at(ip(1), now),
+            FailureOutcome::Blocked
+        );
         assert!(throttle.is_blocked_at(ip(1), now));
     }
 

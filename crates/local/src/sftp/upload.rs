@@ -27,7 +27,10 @@ impl UploadRegistry {
     /// `path` is relative to the jail root and `/`-separated, as passed to
     /// `upload_completed` (`users.csv`, `in/users.csv`); a leading `/` is ignored.
     pub fn is_upload_in_progress(&self, username: &str, path: &str) -> bool {
-        let key = (username.to_string(), path.trim_start_matches('/').to_string());
+        let key = (
+            username.to_string(),
+            path.trim_start_matches('/').to_string(),
+        );
         let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         open.contains_key(&key)
     }
@@ -70,7 +73,13 @@ pub struct Upload {
 
 impl Upload {
     /// Starts tracking an upload to `path` (relative to the jail root) of a file that is `initial_len` bytes long.
-    pub fn start(registry: &UploadRegistry, username: &str, path: &str, initial_len: u64, max_bytes: u64) -> Self {
+    pub fn start(
+        registry: &UploadRegistry,
+        username: &str,
+        path: &str,
+        initial_len: u64,
+        max_bytes: u64,
+    ) -> Self {
         registry.begin(username, path);
         Upload {
             registry: registry.clone(),
