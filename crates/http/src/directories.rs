@@ -107,15 +107,19 @@ pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Ap
 pub async fn sync(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     let directory = load_directory(&state, &id).await?;
 
-    // NOTE: a request that arrives while a reconcile of the same directory
-    // runs still starts its own; the store's per-directory lease rejects it
-    // as busy, and the log says so.
-    let services = state.services.clone();
-    let target = directory.id.clone();
-    state.background.spawn_once(
-        format!("sync:{}:{}", directory.id, ulid::Ulid::new()),
-        "reconcile directory",
-        async move { services.reconcile(&target).await },
-    );
+    if let Some(trigger) = &state.config.sync_trigger {
+        trigger(directory.id.clone());
+    } else {
+        // NOTE: without a sync queue, a request that arrives while a
+        // reconcile of the same directory runs starts its own; the store's
+        // optimistic check rejects the loser, and the log says so.
+        let services = state.services.clone();
+        let target = directory.id.clone();
+        state.background.spawn_once(
+            format!("sync:{}:{}", directory.id, ulid::Ulid::new()),
+            "reconcile directory",
+            async move { services.reconcile(&target).await },
+        );
+    }
     Ok((StatusCode::ACCEPTED, Json(json!({ "status": "queued" }))).into_response())
 }

@@ -31,18 +31,37 @@ use std::sync::Arc;
 
 use axum::routing::{get, patch, post};
 use axum::{middleware, Router};
+use dsync_core::ids::DirectoryId;
 use dsync_core::service::Services;
 use tower_http::catch_panic::CatchPanicLayer;
 
 pub use auth::hash_api_key;
 
-/// Deployment facts the API shows but does not own.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Starts a reconcile of one directory in the background and returns at once.
+pub type SyncTrigger = Arc<dyn Fn(DirectoryId) + Send + Sync>;
+
+/// Deployment facts and hooks the API uses but does not own.
+#[derive(Clone)]
 pub struct ApiConfig {
     /// SFTP host name shown in each directory's `sftp` extension field.
     pub sftp_host: String,
     /// SFTP port shown beside the host.
     pub sftp_port: u16,
+    /// How `POST /directories/{id}/sync` starts a reconcile. `None` spawns
+    /// `Services::reconcile` on a task; a deployment with its own sync queue
+    /// (one reconcile per directory at a time) passes it here instead.
+    pub sync_trigger: Option<SyncTrigger>,
+}
+
+impl ApiConfig {
+    /// A config showing this SFTP endpoint, with no sync queue of its own.
+    pub fn new(sftp_host: impl Into<String>, sftp_port: u16) -> Self {
+        Self {
+            sftp_host: sftp_host.into(),
+            sftp_port,
+            sync_trigger: None,
+        }
+    }
 }
 
 /// What every handler reads: the services and the config.
