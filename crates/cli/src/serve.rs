@@ -1,8 +1,234 @@
+//! `dsync serve`: the whole local deployment in one process.
+//!
+//! Starts the embedded SFTP server, the HTTP API, the sync worker, the
+//! periodic re-sync, the event retention purge and the webhook sender over
+//! one data dir, and stops them cleanly on Ctrl-C or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use dsync_core::ports::ApiKeys;
+use dsync_local::app::{
+    self, host_key_path, LocalDeployment, LocalSftpBackend, SftpEndpoint, SyncWorker,
+};
+use dsync_local::sftp::{SftpConfig, SftpServer};
+use dsync_local::store::database_path;
+use tokio::sync::watch;
+
+use crate::operator::{generate_api_secret, secret_sha256, store_api_key};
+
+/// How often old events are purged.
+const RETENTION_INTERVAL: Duration = Duration::from_secs(60 * 60);
+/// How long shutdown waits for running syncs.
+const SYNC_DRAIN_LIMIT: Duration = Duration::from_secs(30);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
 
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Where the database, the host key and every directory's upload folder live.
+    #[arg(long, default_value = "./dsync-data", env = "DSYNC_DATA_DIR")]
+    data_dir: PathBuf,
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("dsync serve is not built yet")
+    /// SFTP listen address; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:2222")]
+    sftp_listen: SocketAddr,
+
+    /// HTTP API listen address.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    http_listen: SocketAddr,
+
+    /// Host name printed to operators for SFTP logins; defaults to the listen address's IP.
+    #[arg(long)]
+    sftp_host: Option<String>,
+
+    /// Seconds between re-syncs of every linked directory (catches up after failures and restarts).
+    #[arg(long, default_value_t = 1800)]
+    resync_interval_secs: u64,
+
+    /// Largest accepted upload, in bytes.
+    #[arg(long, default_value_t = SftpConfig::DEFAULT_MAX_UPLOAD_BYTES)]
+    max_upload_bytes: u64,
+
+    /// Log format on standard error.
+    #[arg(long, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let colors = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(colors);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    init_logging(args.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(args))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn termination_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the server");
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// Makes sure an API key exists: `DSYNC_API_KEY` is registered when set,
+/// otherwise a first start creates one and prints it once to stdout.
+async fn bootstrap_api_key(deployment: &LocalDeployment) -> anyhow::Result<()> {
+    let store = &deployment.store;
+    if let Ok(secret) = std::env::var("DSYNC_API_KEY") {
+        if !secret.starts_with("sk_") || secret.len() < 20 {
+            anyhow::bail!("DSYNC_API_KEY must start with sk_ and be at least 20 characters long");
+        }
+        if store.find_api_key(&secret_sha256(&secret)).await?.is_none() {
+            let record = store_api_key(store, "DSYNC_API_KEY", &secret).await?;
+            tracing::info!(api_key_id = %record.id, "registered the API key from DSYNC_API_KEY");
+        }
+        return Ok(());
+    }
+
+    let active = store.list_api_keys().await?.into_iter().any(|key| key.revoked_at.is_none());
+    if !active {
+        let secret = generate_api_secret();
+        let record = store_api_key(store, "initial", &secret).await?;
+        tracing::info!(api_key_id = %record.id, "created the first API key; its secret is printed once on stdout");
+        println!("API key (shown once; keep it): {secret}");
+    }
+    Ok(())
+}
+
+async fn serve(args: Args) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("cannot create data dir {}", args.data_dir.display()))?;
+
+    let mut sftp_config = SftpConfig::new(args.sftp_listen, host_key_path(&args.data_dir));
+    sftp_config.max_upload_bytes = args.max_upload_bytes;
+    let sftp_server = SftpServer::bind(sftp_config)
+        .await
+        .with_context(|| format!("cannot start the SFTP server on {}", args.sftp_listen))?;
+    let sftp_addr = sftp_server.local_addr()?;
+
+    let mut endpoint = SftpEndpoint::from_addr(sftp_addr);
+    if let Some(host) = &args.sftp_host {
+        endpoint.host = host.clone();
+    }
+    endpoint
+        .save(&args.data_dir)
+        .context("cannot record the SFTP endpoint in the data dir")?;
+
+    let deployment = LocalDeployment::open(&args.data_dir, endpoint.clone(), Some(sftp_server.uploads()))?;
+    bootstrap_api_key(&deployment).await?;
+
+    let http_listener = tokio::net::TcpListener::bind(args.http_listen)
+        .await
+        .with_context(|| format!("cannot listen for HTTP on {}", args.http_listen))?;
+    let http_addr = http_listener.local_addr()?;
+
+    let (stop_sender, stop_receiver) = watch::channel(false);
+    let worker = SyncWorker::new(deployment.services.clone());
+    let backend = Arc::new(LocalSftpBackend::new(deployment.clone(), worker.clone()));
+
+    let sftp_task = tokio::spawn(sftp_server.run(backend, app::stopped(stop_receiver.clone())));
+
+    // Re-syncs requested through the API go through the same per-directory
+    // queue as uploads, so one directory never runs two reconciles at once.
+    let mut api_config = dsync_http::ApiConfig::new(endpoint.host.clone(), endpoint.port);
+    let trigger_worker = worker.clone();
+    api_config.sync_trigger = Some(Arc::new(move |directory| trigger_worker.request(directory)));
+    let api = dsync_http::router(deployment.services.clone(), api_config);
+    let http_stop = app::stopped(stop_receiver.clone());
+    let http_task = tokio::spawn(async move {
+        axum::serve(http_listener, api).with_graceful_shutdown(http_stop).await
+    });
+
+    let resync_task = tokio::spawn(app::run_periodic_resync(
+        deployment.store.clone(),
+        worker.clone(),
+        Duration::from_secs(args.resync_interval_secs.max(1)),
+        stop_receiver.clone(),
+    ));
+    let retention_task = tokio::spawn(app::run_retention(
+        deployment.store.clone(),
+        RETENTION_INTERVAL,
+        stop_receiver.clone(),
+    ));
+    let webhook_task = tokio::spawn(dsync_local::webhooks::run(
+        database_path(&args.data_dir),
+        app::stopped(stop_receiver.clone()),
+    ));
+
+    tracing::info!(
+        sftp = %sftp_addr,
+        http = %http_addr,
+        data_dir = %args.data_dir.display(),
+        resync_interval_secs = args.resync_interval_secs,
+        "dsync serve started"
+    );
+
+    termination_signal().await;
+    tracing::info!("stopping: finishing running syncs and requests");
+    let _ = stop_sender.send(true);
+
+    match sftp_task.await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::error!(error = %format!("{error:#}"), "SFTP server stopped with an error"),
+        Err(error) => tracing::error!(%error, "SFTP server task failed"),
+    }
+    match http_task.await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::error!(%error, "HTTP server stopped with an error"),
+        Err(error) => tracing::error!(%error, "HTTP server task failed"),
+    }
+    let _ = resync_task.await;
+    let _ = retention_task.await;
+    match webhook_task.await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::error!(error = %format!("{error:#}"), "webhook worker stopped with an error"),
+        Err(error) => tracing::error!(%error, "webhook worker task failed"),
+    }
+    worker.drain(SYNC_DRAIN_LIMIT).await;
+    if worker.is_busy() {
+        tracing::error!("stopped with a sync still running; the next start re-syncs that directory");
+    }
+    tracing::info!("dsync serve stopped");
+    Ok(())
 }

@@ -1,5 +1,6 @@
 //! The local deployment of dsync: everything on one machine.
 
+pub mod app;
 pub mod files;
 pub mod sftp;
 pub mod store;

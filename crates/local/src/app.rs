@@ -1,0 +1,401 @@
+//! Wiring of the local deployment: the store, the file store and the
+//! services over them, the SFTP backend, the per-directory sync worker and
+//! the periodic jobs `dsync serve` runs.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use dsync_core::ids::DirectoryId;
+use dsync_core::model::DirectoryStatus;
+use dsync_core::ports::{
+    Directories, DirectoryFilter, Order, PageRequest, SshKeys, StoreResult, StoredFile,
+};
+use dsync_core::service::{ReconcileOutcome, ServiceError, Services};
+use dsync_core::time::Timestamp;
+use dsync_core::upload::file_kind;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::files::{LocalAccounts, LocalFiles, UploadFilter};
+use crate::sftp::{SftpBackend, UploadRegistry};
+use crate::store::{CompletedUpload, SqliteStore, EVENT_RETENTION_DAYS};
+
+/// The SFTP address operators hand to organizations, as `dsync serve` last
+/// recorded it in the data dir.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SftpEndpoint {
+    pub host: String,
+    pub port: u16,
+}
+
+impl Default for SftpEndpoint {
+    /// The default `--sftp-listen` of `dsync serve`.
+    fn default() -> Self {
+        Self { host: "127.0.0.1".to_owned(), port: 2222 }
+    }
+}
+
+impl SftpEndpoint {
+    pub fn from_addr(addr: SocketAddr) -> Self {
+        Self { host: addr.ip().to_string(), port: addr.port() }
+    }
+
+    fn path(data_dir: &Path) -> PathBuf {
+        data_dir.join("sftp-endpoint.json")
+    }
+
+    /// Reads the endpoint recorded by `dsync serve`, or the default when the
+    /// server never ran on this data dir.
+    pub fn load(data_dir: &Path) -> anyhow::Result<Self> {
+        match std::fs::read(Self::path(data_dir)) {
+            Ok(bytes) => Ok(serde_json::from_slice(&bytes)?),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    pub fn save(&self, data_dir: &Path) -> anyhow::Result<()> {
+        std::fs::write(Self::path(data_dir), serde_json::to_vec_pretty(self)?)?;
+        Ok(())
+    }
+}
+
+/// The SFTP server's host key file inside a data dir.
+pub fn host_key_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("ssh_host_ed25519_key")
+}
+
+/// Keeps only files that a sync may read: those the SFTP server reported
+/// complete (same size and modification time as then) and that no session
+/// is writing again right now.
+///
+/// A file cut off mid-transfer stays on disk, but it never matches a
+/// completed record, so neither the upload trigger nor a periodic re-sync
+/// reads it; the newest complete file of its kind is read instead.
+pub struct CompletedUploadsFilter {
+    store: SqliteStore,
+    uploads: Option<UploadRegistry>,
+}
+
+impl CompletedUploadsFilter {
+    /// `uploads` is the running server's registry; operator commands that
+    /// run beside the server pass `None`.
+    pub fn new(store: SqliteStore, uploads: Option<UploadRegistry>) -> Self {
+        Self { store, uploads }
+    }
+}
+
+#[async_trait]
+impl UploadFilter for CompletedUploadsFilter {
+    async fn retain_readable(&self, username: &str, mut files: Vec<StoredFile>) -> StoreResult<Vec<StoredFile>> {
+        let completed = self.store.completed_uploads(username).await?;
+        files.retain(|file| completed.iter().any(|upload| upload.matches(file)));
+        if let Some(uploads) = &self.uploads {
+            files.retain(|file| !uploads.is_upload_in_progress(username, &file.name));
+        }
+        Ok(files)
+    }
+}
+
+/// The ports of one data dir wired into [`Services`].
+#[derive(Clone)]
+pub struct LocalDeployment {
+    pub data_dir: PathBuf,
+    pub store: SqliteStore,
+    pub files: LocalFiles,
+    pub services: Services,
+    pub endpoint: SftpEndpoint,
+}
+
+impl LocalDeployment {
+    /// Opens the data dir (creating it and its database when missing).
+    /// `uploads` is the SFTP server's registry when this process runs it.
+    pub fn open(data_dir: &Path, endpoint: SftpEndpoint, uploads: Option<UploadRegistry>) -> anyhow::Result<Self> {
+        let store = SqliteStore::open_data_dir(data_dir)?;
+        let filter = CompletedUploadsFilter::new(store.clone(), uploads);
+        let files = LocalFiles::new(data_dir).with_filter(Arc::new(filter));
+        let accounts = LocalAccounts::new(files.clone(), endpoint.host.clone(), endpoint.port);
+        let services = Services {
+            store: Arc::new(store.clone()),
+            files: Arc::new(files.clone()),
+            accounts: Arc::new(accounts),
+        };
+        Ok(Self { data_dir: data_dir.to_owned(), store, files, services, endpoint })
+    }
+}
+
+/// Per-directory state of the sync worker.
+#[derive(Default)]
+struct Slot {
+    /// Another reconcile was requested while one ran; run once more after it.
+    again: bool,
+}
+
+/// Runs reconciles, one at a time per directory, on background tasks.
+///
+/// Requests for a directory whose reconcile is running are coalesced into
+/// one follow-up run, which reads the then-newest files. Reconciles of
+/// different directories run in parallel.
+#[derive(Clone)]
+pub struct SyncWorker {
+    services: Services,
+    running: Arc<Mutex<HashMap<DirectoryId, Slot>>>,
+}
+
+impl SyncWorker {
+    pub fn new(services: Services) -> Self {
+        Self { services, running: Arc::default() }
+    }
+
+    /// Asks for a reconcile of `directory`. Returns at once.
+    pub fn request(&self, directory: DirectoryId) {
+        {
+            let mut running = self.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if let Some(slot) = running.get_mut(&directory) {
+                slot.again = true;
+                return;
+            }
+            running.insert(directory.clone(), Slot::default());
+        }
+
+        let worker = self.clone();
+        tokio::spawn(async move {
+            loop {
+                worker.reconcile_and_log(&directory).await;
+
+                let mut running = worker.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                let again = running.get_mut(&directory).map(|slot| std::mem::take(&mut slot.again));
+                if again != Some(true) {
+                    running.remove(&directory);
+                    break;
+                }
+            }
+        });
+    }
+
+    /// True while any reconcile runs or waits.
+    pub fn is_busy(&self) -> bool {
+        !self.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).is_empty()
+    }
+
+    /// Waits until no reconcile runs, or `limit` passes.
+    pub async fn drain(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while self.is_busy() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn reconcile_and_log(&self, directory: &DirectoryId) {
+        let started = Instant::now();
+        let outcome = self.services.reconcile_outcome(directory).await;
+        let duration_ms = started.elapsed().as_millis() as u64;
+
+        match outcome {
+            Ok(ReconcileOutcome::NoUploads) => {
+                tracing::debug!(directory_id = %directory, duration_ms, "sync skipped: no complete upload");
+            }
+            Ok(ReconcileOutcome::Unchanged(record)) => {
+                tracing::debug!(directory_id = %directory, last_sync_id = %record.id, duration_ms, "sync skipped: uploads unchanged");
+            }
+            Ok(ReconcileOutcome::Synced { record, report_error }) => {
+                let files: Vec<&str> = record.files.iter().map(|file| file.name.as_str()).collect();
+                tracing::info!(
+                    directory_id = %directory,
+                    sync_id = %record.id,
+                    files = %files.join(","),
+                    created = record.counts.created,
+                    updated = record.counts.updated,
+                    deleted = record.counts.deleted,
+                    unchanged = record.counts.unchanged,
+                    skipped_rows = record.counts.skipped_rows,
+                    errors = record.errors.len(),
+                    warnings = record.warnings.len(),
+                    duration_ms,
+                    outcome = record.status.as_str(),
+                    reason = record.reason.as_deref().unwrap_or(""),
+                    "sync finished"
+                );
+                if let Some(error) = report_error {
+                    tracing::error!(directory_id = %directory, sync_id = %record.id, %error, "cannot write the sync report to results/");
+                }
+            }
+            Err(ServiceError::NotFound { .. }) => {
+                tracing::debug!(directory_id = %directory, "sync skipped: directory no longer exists");
+            }
+            Err(error) => {
+                tracing::error!(directory_id = %directory, duration_ms, %error, "sync failed");
+            }
+        }
+    }
+}
+
+/// The embedded SFTP server's view of dsync.
+pub struct LocalSftpBackend {
+    deployment: LocalDeployment,
+    worker: SyncWorker,
+}
+
+impl LocalSftpBackend {
+    pub fn new(deployment: LocalDeployment, worker: SyncWorker) -> Self {
+        Self { deployment, worker }
+    }
+}
+
+#[async_trait]
+impl SftpBackend for LocalSftpBackend {
+    async fn authorize(&self, username: &str, fingerprint: &str) -> Option<PathBuf> {
+        let store = &self.deployment.store;
+        let directory = match store.find_directory_by_username(username).await {
+            Ok(Some(directory)) => directory,
+            Ok(None) => return None,
+            Err(error) => {
+                tracing::error!(%error, "cannot look up the SFTP user's directory");
+                return None;
+            }
+        };
+        if directory.status != DirectoryStatus::Linked {
+            return None;
+        }
+        let key = match store.find_key_by_fingerprint(fingerprint).await {
+            Ok(key) => key?,
+            Err(error) => {
+                tracing::error!(directory_id = %directory.id, %error, "cannot look up the SSH key");
+                return None;
+            }
+        };
+        if key.directory_id != directory.id {
+            return None;
+        }
+
+        let folder = match self.deployment.files.folder(&directory) {
+            Ok(folder) => folder,
+            Err(error) => {
+                tracing::error!(directory_id = %directory.id, %error, "invalid upload folder");
+                return None;
+            }
+        };
+        if let Err(error) = std::fs::create_dir_all(&folder) {
+            tracing::error!(directory_id = %directory.id, %error, "cannot create the upload folder");
+            return None;
+        }
+        Some(folder)
+    }
+
+    async fn upload_completed(&self, username: &str, path: &str) {
+        // Temporary names (`users.csv.filepart`) and other files are not
+        // uploads; their rename into a recognised name calls again.
+        if file_kind(path).is_none() {
+            return;
+        }
+        let directory = match self.deployment.store.find_directory_by_username(username).await {
+            Ok(Some(directory)) => directory,
+            Ok(None) => return,
+            Err(error) => {
+                tracing::error!(%error, "cannot look up the directory of a completed upload");
+                return;
+            }
+        };
+
+        let Ok(folder) = self.deployment.files.folder(&directory) else {
+            return;
+        };
+        let metadata = match std::fs::symlink_metadata(folder.join(path)) {
+            Ok(metadata) if metadata.is_file() => metadata,
+            Ok(_) => return,
+            Err(error) => {
+                tracing::error!(directory_id = %directory.id, %error, "cannot read a completed upload");
+                return;
+            }
+        };
+        let modified_ms = metadata
+            .modified()
+            .ok()
+            .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |duration| duration.as_millis() as i64);
+        let upload = CompletedUpload { path: path.to_owned(), size_bytes: metadata.len(), modified_ms };
+        if let Err(error) = self.deployment.store.record_completed_upload(username, upload).await {
+            tracing::error!(directory_id = %directory.id, %error, "cannot record a completed upload");
+            return;
+        }
+
+        self.worker.request(directory.id);
+    }
+}
+
+/// Every directory id that accepts uploads.
+async fn linked_directories(store: &SqliteStore) -> StoreResult<Vec<DirectoryId>> {
+    let mut ids = Vec::new();
+    let mut page = PageRequest { limit: 100, order: Order::Asc, before: None, after: None };
+    loop {
+        let directories = store.list_directories(&DirectoryFilter::default(), &page).await?;
+        ids.extend(
+            directories
+                .data
+                .iter()
+                .filter(|directory| directory.status == DirectoryStatus::Linked)
+                .map(|directory| directory.id.clone()),
+        );
+        match directories.after {
+            Some(after) => page.after = Some(after),
+            None => return Ok(ids),
+        }
+    }
+}
+
+/// Resolves when `shutdown` turns true.
+pub async fn stopped(mut shutdown: watch::Receiver<bool>) {
+    while !*shutdown.borrow() {
+        if shutdown.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Requests a reconcile of every linked directory now and every `interval`,
+/// so a sync that failed (or was missed while the server was down) catches up.
+pub async fn run_periodic_resync(store: SqliteStore, worker: SyncWorker, interval: Duration, shutdown: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let stop = stopped(shutdown);
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = ticker.tick() => {}
+        }
+        match linked_directories(&store).await {
+            Ok(ids) => {
+                tracing::debug!(directories = ids.len(), "periodic re-sync");
+                for id in ids {
+                    worker.request(id);
+                }
+            }
+            Err(error) => tracing::error!(%error, "periodic re-sync cannot list directories"),
+        }
+    }
+}
+
+/// Deletes events older than the retention period now and every `interval`.
+pub async fn run_retention(store: SqliteStore, interval: Duration, shutdown: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let stop = stopped(shutdown);
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = ticker.tick() => {}
+        }
+        let cutoff = Timestamp::from_millis(Timestamp::now().millis() - EVENT_RETENTION_DAYS * 24 * 60 * 60 * 1000);
+        match store.purge_events_before(cutoff).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, retention_days = EVENT_RETENTION_DAYS, "purged old events"),
+            Err(error) => tracing::error!(%error, "event retention purge failed"),
+        }
+    }
+}
