@@ -83,7 +83,10 @@ pub struct Plan {
 //   steps and events only.
 // ---------------------------------------------------------------------------
 
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::ops::Bound;
 
 use serde_json::Value;
 use ulid::Ulid;
@@ -318,41 +321,13 @@ impl<'s> Planner<'s> {
         // Decide every user first; the guard and the membership rules need
         // the whole picture before any step is built.
         let policy = self.ctx.directory.settings.inactive_users;
-        let mut puts: Vec<UserPut<'s>> = Vec::new();
-        let mut deletes: Vec<&'s User> = Vec::new();
-        let mut deactivated: u64 = 0;
-
-        for (idp_id, record) in &users.users {
-            if users.held.contains(idp_id) {
-                continue;
-            }
-            let kept = record.state == UserState::Active || policy == InactiveUserPolicy::Keep;
-            match (self.state.users.get(idp_id), kept) {
-                (Some(stored), true) => {
-                    if stored.state == record.state && stored.attributes == record.attributes {
-                        counts.unchanged += 1;
-                    } else {
-                        if stored.state == UserState::Active && record.state == UserState::Inactive
-                        {
-                            deactivated += 1;
-                        }
-                        puts.push(UserPut::Update(stored, record));
-                    }
-                }
-                (Some(stored), false) => deletes.push(stored),
-                (None, true) => puts.push(UserPut::Create(idp_id, record)),
-                // An inactive user the directory never had: nothing to delete.
-                (None, false) => {}
-            }
-        }
-
-        for (idp_id, stored) in &self.state.users {
-            if users.held.contains(idp_id) {
-                counts.unchanged += 1;
-            } else if !users.users.contains_key(idp_id) {
-                deletes.push(stored);
-            }
-        }
+        let UserDecisions {
+            mut puts,
+            mut deletes,
+            unchanged,
+            deactivated,
+        } = decide_users(self.state, users, policy);
+        counts.unchanged = unchanged;
 
         puts.sort_unstable_by(|a, b| a.idp_id().cmp(b.idp_id()));
         deletes.sort_unstable_by(|a, b| a.idp_id.cmp(&b.idp_id));
@@ -367,7 +342,7 @@ impl<'s> Planner<'s> {
 
         // Groups and memberships after the sync.
         let desired_groups = self.desired_groups();
-        let memberships = self.diff_memberships(users, policy, &desired_groups);
+        let memberships = self.diff_memberships(users, policy, &desired_groups, &deletes);
 
         // Steps, in commit order.
         let new_users = self.push_user_puts(&puts);
@@ -454,105 +429,92 @@ impl<'s> Planner<'s> {
         }
 
         if let KindSnapshot::Accepted(memberships) = &self.snapshot.memberships {
-            // Pairs sort by group, so each name comes in one run.
-            let mut previous: Option<&GroupName> = None;
-            for (group, _) in &memberships.memberships {
-                if previous != Some(group) {
-                    desired.entry(group).or_insert(GroupSource::Membership);
-                    previous = Some(group);
-                }
+            // Pairs sort by group first, so jumping past each group's pairs
+            // visits every group name once without reading every pair.
+            // `name + "\0"` is the smallest name sorting after `name`.
+            let mut cursor = memberships.memberships.iter().next();
+            while let Some((group, _)) = cursor {
+                desired.entry(group).or_insert(GroupSource::Membership);
+                let mut successor = String::with_capacity(group.as_str().len() + 1);
+                successor.push_str(group.as_str());
+                successor.push('\0');
+                let start = (GroupName::new(&successor), IdpId::new(""));
+                cursor = memberships.memberships.range(start..).next();
             }
         }
         desired
     }
 
-    /// Compares the desired memberships with the stored ones in one merge
-    /// pass over the two sorted sets.
+    /// Compares the desired memberships with the stored ones by merging the
+    /// two sorted sets. The sets are cut at the same pairs into parts that
+    /// merge in parallel, and the parts' results join in pair order.
     fn diff_memberships(
         &self,
         users: &'s UsersSnapshot,
         policy: InactiveUserPolicy,
         groups: &BTreeMap<&'s GroupName, GroupSource<'s>>,
+        deletes: &[&'s User],
     ) -> MembershipDiff<'s> {
-        let stored = &self.state.memberships;
-        let state = self.state;
-        let user_exists = |idp_id: &IdpId| -> bool {
-            if users.held.contains(idp_id) {
-                return state.users.contains_key(idp_id);
-            }
-            match users.users.get(idp_id) {
-                Some(record) => {
-                    record.state == UserState::Active || policy == InactiveUserPolicy::Keep
-                }
-                None => false,
-            }
-        };
-        let pair_exists =
-            |pair: &(GroupName, IdpId)| groups.contains_key(&pair.0) && user_exists(&pair.1);
-
         let (uploaded, keep_stored) = match &self.snapshot.memberships {
             KindSnapshot::Accepted(memberships) => (memberships, false),
             KindSnapshot::Rejected => (&NO_MEMBERSHIPS, true),
             KindSnapshot::Absent => (&NO_MEMBERSHIPS, false),
         };
-        // A stored pair stays when the upload lists it, when its row or its
-        // user is held, or when the whole file was rejected.
-        let stored_pair_kept = |pair: &(GroupName, IdpId), listed: bool| {
-            (listed || keep_stored || users.held.contains(&pair.1) || uploaded.held.contains(pair))
-                && pair_exists(pair)
+        let rules = MembershipRules {
+            state: self.state,
+            users,
+            policy,
+            groups,
+            uploaded,
+            keep_stored,
+            deleted_users: deletes.iter().map(|user| user.idp_id.as_str()).collect(),
         };
-        // An uploaded pair is added only for a user and a row that are not held.
-        let uploaded_pair_added = |pair: &(GroupName, IdpId)| {
-            !users.held.contains(&pair.1) && !uploaded.held.contains(pair) && pair_exists(pair)
+
+        let stored = &self.state.memberships;
+        let workers = worker_count(stored.len().max(uploaded.memberships.len()));
+        let cuts: Vec<&'s (GroupName, IdpId)> = if workers > 1 {
+            let step = stored.len().div_ceil(workers).max(1);
+            stored.iter().step_by(step).skip(1).collect()
+        } else {
+            Vec::new()
+        };
+
+        let mut bounds: Vec<(Bound<&(GroupName, IdpId)>, Bound<&(GroupName, IdpId)>)> = Vec::new();
+        let mut lower = Bound::Unbounded;
+        for cut in cuts {
+            bounds.push((lower, Bound::Excluded(cut)));
+            lower = Bound::Included(cut);
+        }
+        bounds.push((lower, Bound::Unbounded));
+
+        let parts: Vec<MembershipDiff<'s>> = if bounds.len() == 1 {
+            vec![rules.merge(stored.iter(), uploaded.memberships.iter())]
+        } else {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = bounds
+                    .iter()
+                    .map(|range| {
+                        let rules = &rules;
+                        scope.spawn(move || {
+                            rules.merge(stored.range(*range), uploaded.memberships.range(*range))
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|handle| {
+                        handle
+                            .join()
+                            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                    })
+                    .collect()
+            })
         };
 
         let mut diff = MembershipDiff::default();
-        let removed_pair = |pair: &'s (GroupName, IdpId), diff: &mut MembershipDiff<'s>| {
-            // A deleted group takes its memberships with it, without events.
-            if groups.contains_key(&pair.0) {
-                diff.removed.push(pair);
-            }
-        };
-
-        let mut stored_iter = stored.iter().peekable();
-        let mut uploaded_iter = uploaded.memberships.iter().peekable();
-        loop {
-            match (stored_iter.peek(), uploaded_iter.peek()) {
-                (None, None) => break,
-                (Some(&old), None) => {
-                    if !stored_pair_kept(old, false) {
-                        removed_pair(old, &mut diff);
-                    }
-                    stored_iter.next();
-                }
-                (None, Some(&new)) => {
-                    if uploaded_pair_added(new) {
-                        diff.added.push(new);
-                    }
-                    uploaded_iter.next();
-                }
-                (Some(&old), Some(&new)) => match old.cmp(new) {
-                    std::cmp::Ordering::Less => {
-                        if !stored_pair_kept(old, false) {
-                            removed_pair(old, &mut diff);
-                        }
-                        stored_iter.next();
-                    }
-                    std::cmp::Ordering::Greater => {
-                        if uploaded_pair_added(new) {
-                            diff.added.push(new);
-                        }
-                        uploaded_iter.next();
-                    }
-                    std::cmp::Ordering::Equal => {
-                        if !stored_pair_kept(old, true) {
-                            removed_pair(old, &mut diff);
-                        }
-                        stored_iter.next();
-                        uploaded_iter.next();
-                    }
-                },
-            }
+        for part in parts {
+            diff.added.extend(part.added);
+            diff.removed.extend(part.removed);
         }
         diff
     }
@@ -750,6 +712,278 @@ impl<'s> Planner<'s> {
             created_at: self.ctx.now,
         }
     }
+}
+
+/// Decides, pair by pair, which memberships exist after the sync.
+struct MembershipRules<'s, 'g> {
+    state: &'s DirectoryState,
+    users: &'s UsersSnapshot,
+    policy: InactiveUserPolicy,
+    groups: &'g BTreeMap<&'s GroupName, GroupSource<'s>>,
+    uploaded: &'s MembershipsSnapshot,
+    /// True when `user_groups.csv` was rejected: stored pairs stay.
+    keep_stored: bool,
+    /// Stored users this plan deletes.
+    deleted_users: FastSet<'s>,
+}
+
+impl<'s> MembershipRules<'s, '_> {
+    /// Whether a stored user still exists after the sync.
+    ///
+    /// Note that this relies on stored memberships naming stored users, which
+    /// every applied plan keeps true: then only the plan's deletes remove one.
+    fn stored_user_exists(&self, idp_id: &IdpId) -> bool {
+        self.deleted_users.is_empty() || !self.deleted_users.contains(idp_id.as_str())
+    }
+
+    /// Whether a user named by an uploaded pair exists after the sync.
+    fn uploaded_user_exists(&self, idp_id: &IdpId) -> bool {
+        if self.users.held.contains(idp_id) {
+            return self.state.users.contains_key(idp_id);
+        }
+        match self.users.users.get(idp_id) {
+            Some(record) => {
+                record.state == UserState::Active || self.policy == InactiveUserPolicy::Keep
+            }
+            None => false,
+        }
+    }
+
+    /// Whether a stored pair that the upload does not list stays: when its
+    /// row or its user is held, or when the whole file was rejected.
+    fn unlisted_pair_kept(&self, pair: &(GroupName, IdpId)) -> bool {
+        self.keep_stored
+            || (!self.users.held.is_empty() && self.users.held.contains(&pair.1))
+            || (!self.uploaded.held.is_empty() && self.uploaded.held.contains(pair))
+    }
+
+    /// Whether an uploaded pair the directory lacks is added: only for a
+    /// user and a row that are not held.
+    fn new_pair_allowed(&self, pair: &(GroupName, IdpId)) -> bool {
+        let user_held = !self.users.held.is_empty() && self.users.held.contains(&pair.1);
+        let pair_held = !self.uploaded.held.is_empty() && self.uploaded.held.contains(pair);
+        !user_held && !pair_held
+    }
+
+    fn merge(
+        &self,
+        stored: impl Iterator<Item = &'s (GroupName, IdpId)>,
+        uploaded: impl Iterator<Item = &'s (GroupName, IdpId)>,
+    ) -> MembershipDiff<'s> {
+        let mut diff = MembershipDiff::default();
+        // Pairs sort by group, so one cached answer serves a whole run.
+        let mut last_group: Option<(&'s GroupName, bool)> = None;
+        let mut group_exists = |name: &'s GroupName| -> bool {
+            if let Some((last, exists)) = last_group {
+                if last == name {
+                    return exists;
+                }
+            }
+            let exists = self.groups.contains_key(name);
+            last_group = Some((name, exists));
+            exists
+        };
+
+        let mut stored = stored.peekable();
+        let mut uploaded = uploaded.peekable();
+        loop {
+            let order = match (stored.peek(), uploaded.peek()) {
+                (None, None) => break,
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (Some(old), Some(new)) => old.cmp(new),
+            };
+
+            match order {
+                // Stored and listed again: stays while both ends exist.
+                Ordering::Equal => {
+                    let pair = stored.next().expect("peeked");
+                    uploaded.next();
+                    let group = group_exists(&pair.0);
+                    if !(group && self.stored_user_exists(&pair.1)) {
+                        push_removed(&mut diff, pair, group);
+                    }
+                }
+                // Stored, no longer listed.
+                Ordering::Less => {
+                    let pair = stored.next().expect("peeked");
+                    let group = group_exists(&pair.0);
+                    let kept =
+                        self.unlisted_pair_kept(pair) && group && self.stored_user_exists(&pair.1);
+                    if !kept {
+                        push_removed(&mut diff, pair, group);
+                    }
+                }
+                // Listed, not stored yet.
+                Ordering::Greater => {
+                    let pair = uploaded.next().expect("peeked");
+                    if self.new_pair_allowed(pair)
+                        && group_exists(&pair.0)
+                        && self.uploaded_user_exists(&pair.1)
+                    {
+                        diff.added.push(pair);
+                    }
+                }
+            }
+        }
+        diff
+    }
+}
+
+/// Records a removed pair, unless its group goes too: a group delete takes
+/// its memberships with it and emits no `user_removed`.
+fn push_removed<'s>(
+    diff: &mut MembershipDiff<'s>,
+    pair: &'s (GroupName, IdpId),
+    group_exists: bool,
+) {
+    if group_exists {
+        diff.removed.push(pair);
+    }
+}
+
+/// A hasher for sets of `idp_id`s built and probed inside one plan. It is
+/// several times faster than the default SipHash on short keys.
+///
+/// Note that it is not resistant to chosen collisions: an upload crafted
+/// against it can only slow down its own directory's plan.
+#[derive(Clone, Copy, Default)]
+struct FastHasher(u64);
+
+impl Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word))
+                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FastSet<'a> = HashSet<&'a str, BuildHasherDefault<FastHasher>>;
+
+/// What the users phase found; `puts` and `deletes` are not sorted yet.
+#[derive(Default)]
+struct UserDecisions<'s> {
+    puts: Vec<UserPut<'s>>,
+    deletes: Vec<&'s User>,
+    unchanged: u64,
+    /// Stored active users that become inactive and are kept.
+    deactivated: u64,
+}
+
+impl UserDecisions<'_> {
+    fn merge(&mut self, other: Self) {
+        self.puts.extend(other.puts);
+        self.deletes.extend(other.deletes);
+        self.unchanged += other.unchanged;
+        self.deactivated += other.deactivated;
+    }
+}
+
+/// Below this many records a phase runs on the calling thread: starting
+/// threads costs more than it saves.
+const PARALLEL_MINIMUM: usize = 50_000;
+
+/// Runs `work` over chunks of `items` on up to [`worker_count`] scoped
+/// threads and returns the results in chunk order, so the outcome does not
+/// depend on the number of threads.
+fn map_chunks<T: Sync, R: Send>(items: &[T], work: impl Fn(&[T]) -> R + Sync) -> Vec<R> {
+    let workers = worker_count(items.len());
+    if workers <= 1 {
+        return vec![work(items)];
+    }
+    let chunk = items.len().div_ceil(workers);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| {
+                let work = &work;
+                scope.spawn(move || work(part))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
+}
+
+fn worker_count(items: usize) -> usize {
+    if items < PARALLEL_MINIMUM {
+        return 1;
+    }
+    std::thread::available_parallelism()
+        .map_or(1, |count| count.get())
+        .min(8)
+}
+
+/// Compares every uploaded user with its stored record, and finds the
+/// stored users the upload no longer lists.
+fn decide_users<'s>(
+    state: &'s DirectoryState,
+    users: &'s UsersSnapshot,
+    policy: InactiveUserPolicy,
+) -> UserDecisions<'s> {
+    let uploaded: Vec<(&'s IdpId, &'s UserRecord)> = users.users.iter().collect();
+    let stored: Vec<(&'s IdpId, &'s User)> = state.users.iter().collect();
+    let mut decisions = UserDecisions::default();
+
+    let uploaded_parts = map_chunks(&uploaded, |part| {
+        let mut found = UserDecisions::default();
+        for &(idp_id, record) in part {
+            if users.held.contains(idp_id) {
+                continue;
+            }
+            let kept = record.state == UserState::Active || policy == InactiveUserPolicy::Keep;
+            match (state.users.get(idp_id), kept) {
+                (Some(stored), true) => {
+                    if stored.state == record.state && stored.attributes == record.attributes {
+                        found.unchanged += 1;
+                    } else {
+                        if stored.state == UserState::Active && record.state == UserState::Inactive
+                        {
+                            found.deactivated += 1;
+                        }
+                        found.puts.push(UserPut::Update(stored, record));
+                    }
+                }
+                (Some(stored), false) => found.deletes.push(stored),
+                (None, true) => found.puts.push(UserPut::Create(idp_id, record)),
+                // An inactive user the directory never had: nothing to delete.
+                (None, false) => {}
+            }
+        }
+        found
+    });
+    for part in uploaded_parts {
+        decisions.merge(part);
+    }
+
+    let stored_parts = map_chunks(&stored, |part| {
+        let mut found = UserDecisions::default();
+        for &(idp_id, user) in part {
+            if users.held.contains(idp_id) {
+                found.unchanged += 1;
+            } else if !users.users.contains_key(idp_id) {
+                found.deletes.push(user);
+            }
+        }
+        found
+    });
+    for part in stored_parts {
+        decisions.merge(part);
+    }
+    decisions
 }
 
 fn rejected(reason: &str, counts: Counts) -> Plan {
