@@ -427,6 +427,9 @@ async fn webhook_endpoints_crud() {
     assert!(secret.len() >= 32, "secret too short");
     let id = created["id"].as_str().unwrap().to_owned();
 
+    // Ids order by creation time in milliseconds; two creates in the same
+    // millisecond would order at random.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let (status, second) = server
         .post("/webhook_endpoints", json!({ "endpoint_url": "http://127.0.0.1:9/other", "events": [] }))
         .await;
