@@ -18,7 +18,10 @@ async fn put_uploads_file_and_reports_it() {
     let run = server.sftp(&key, "acme", "put users.csv\n").await;
 
     assert!(run.succeeded(), "{}", run.describe());
-    assert_eq!(std::fs::read(server.jail("acme").join("users.csv")).unwrap(), CSV);
+    assert_eq!(
+        std::fs::read(server.jail("acme").join("users.csv")).unwrap(),
+        CSV
+    );
     assert_eq!(server.backend.completed_paths("acme"), vec!["users.csv"]);
     assert!(!server.uploads.is_upload_in_progress("acme", "users.csv"));
 }
@@ -28,7 +31,11 @@ async fn get_downloads_own_file() {
     let server = TestServer::start(|_| {}).await;
     let key = server.add_account("acme");
     std::fs::create_dir_all(server.jail("acme").join("results")).unwrap();
-    std::fs::write(server.jail("acme").join("results/report.json"), b"{\"ok\":true}").unwrap();
+    std::fs::write(
+        server.jail("acme").join("results/report.json"),
+        b"{\"ok\":true}",
+    )
+    .unwrap();
 
     let run = server
         .sftp(&key, "acme", "get results/report.json report.json\n")
@@ -121,7 +128,10 @@ async fn filepart_upload_then_rename_reports_final_name_once() {
     assert_eq!(final_name_reports, 1, "{completed:?}");
     // The close of the temporary name is reported too; the backend ignores such names.
     assert_eq!(completed, vec!["users.csv.filepart", "users.csv"]);
-    assert_eq!(std::fs::read(server.jail("acme").join("users.csv")).unwrap(), CSV);
+    assert_eq!(
+        std::fs::read(server.jail("acme").join("users.csv")).unwrap(),
+        CSV
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -141,7 +151,10 @@ async fn rename_replaces_existing_file() {
         .await;
 
     assert!(run.succeeded(), "{}", run.describe());
-    assert_eq!(std::fs::read(server.jail("acme").join("users.csv")).unwrap(), CSV);
+    assert_eq!(
+        std::fs::read(server.jail("acme").join("users.csv")).unwrap(),
+        CSV
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -154,7 +167,11 @@ async fn wrong_key_is_rejected() {
     let run = server.sftp(&stranger, "acme", "put users.csv\n").await;
 
     assert!(!run.succeeded(), "{}", run.describe());
-    assert!(run.stderr().contains("Permission denied"), "{}", run.describe());
+    assert!(
+        run.stderr().contains("Permission denied"),
+        "{}",
+        run.describe()
+    );
     assert!(!server.jail("acme").join("users.csv").exists());
     assert!(server.backend.completed().is_empty());
 }
@@ -169,7 +186,11 @@ async fn other_username_with_this_key_is_rejected() {
     let run = server.sftp(&acme_key, "globex", "put users.csv\n").await;
 
     assert!(!run.succeeded(), "{}", run.describe());
-    assert!(run.stderr().contains("Permission denied"), "{}", run.describe());
+    assert!(
+        run.stderr().contains("Permission denied"),
+        "{}",
+        run.describe()
+    );
     assert!(!server.jail("globex").join("users.csv").exists());
     assert!(server.backend.completed().is_empty());
 }
@@ -179,7 +200,9 @@ async fn parent_folder_stays_at_jail_root() {
     let server = TestServer::start(|_| {}).await;
     let key = server.add_account("acme");
 
-    let run = server.sftp(&key, "acme", "cd ..\ncd ../..\npwd\nls\n").await;
+    let run = server
+        .sftp(&key, "acme", "cd ..\ncd ../..\npwd\nls\n")
+        .await;
 
     assert!(run.succeeded(), "{}", run.describe());
     assert!(
@@ -317,7 +340,10 @@ async fn client_killed_mid_upload_is_not_reported() {
     assert!(seen_in_progress, "the upload never showed as in progress");
     server.wait_upload_released("acme", "big.csv").await;
     let partial = std::fs::metadata(&uploaded).unwrap().len();
-    assert!(partial < 512 * 1024 * 1024, "the whole file arrived before the kill");
+    assert!(
+        partial < 512 * 1024 * 1024,
+        "the whole file arrived before the kill"
+    );
     assert!(server.backend.completed().is_empty());
 }
 
@@ -362,7 +388,10 @@ async fn idle_connection_is_closed() {
     let mut buffer = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(10), socket.read_to_end(&mut buffer)).await;
 
-    assert!(read.is_ok(), "the server kept an idle connection open for 10 s");
+    assert!(
+        read.is_ok(),
+        "the server kept an idle connection open for 10 s"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -174,7 +174,12 @@ impl TestServer {
     }
 
     /// Builds the `sftp` command for a batch file, with the options the brief of these tests fixes.
-    pub fn sftp_command(&self, key: &ClientKey, username: &str, batch: &Path) -> tokio::process::Command {
+    pub fn sftp_command(
+        &self,
+        key: &ClientKey,
+        username: &str,
+        batch: &Path,
+    ) -> tokio::process::Command {
         let mut command = tokio::process::Command::new("sftp");
         command
             .current_dir(self.local())
