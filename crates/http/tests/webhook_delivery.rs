@@ -1,0 +1,197 @@
+//! Webhook delivery end to end: events committed through the API's store,
+//! sent by the local worker to a receiver on 127.0.0.1, signatures checked
+//! with core's verifier.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use common::{users_and_groups, wait_for, TestServer};
+use dsync_core::time::Timestamp;
+use dsync_core::webhook::{verify_signature, DEFAULT_TOLERANCE_MS, SIGNATURE_HEADER};
+use dsync_local::store::database_path;
+use dsync_local::webhooks::{run_with_options, WorkerOptions};
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+/// One request the receiver got.
+#[derive(Clone, Debug)]
+struct Received {
+    signature: String,
+    content_type: String,
+    body: Bytes,
+}
+
+type Inbox = Arc<Mutex<Vec<Received>>>;
+
+/// Starts a receiver that records every POST and answers 200.
+async fn start_receiver(listener: tokio::net::TcpListener) -> (Inbox, tokio::task::JoinHandle<()>) {
+    let inbox: Inbox = Arc::default();
+    let recorded = inbox.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+            let recorded = recorded.clone();
+            async move {
+                let header = |name: &str| {
+                    headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+                };
+                recorded.lock().unwrap().push(Received {
+                    signature: header(SIGNATURE_HEADER),
+                    content_type: header("content-type"),
+                    body,
+                });
+                StatusCode::OK
+            }
+        }),
+    );
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (inbox, task)
+}
+
+/// Retries after 150 ms, 300 ms, ... so the test does not wait minutes.
+fn fast_retry(attempt: u32) -> Option<Duration> {
+    (attempt < 20).then(|| Duration::from_millis(150 * u64::from(attempt)))
+}
+
+fn options() -> WorkerOptions {
+    WorkerOptions {
+        poll_interval: Duration::from_millis(50),
+        request_timeout: Duration::from_secs(2),
+        max_concurrent_endpoints: 4,
+        retry_delay: fast_retry,
+    }
+}
+
+/// Starts the worker; the returned sender stops it.
+fn start_worker(server: &TestServer) -> (oneshot::Sender<()>, tokio::task::JoinHandle<anyhow::Result<()>>) {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let path = database_path(server.data_dir.path());
+    let task = tokio::spawn(run_with_options(path, options(), async move {
+        let _ = stopped.await;
+    }));
+    (stop, task)
+}
+
+async fn all_event_ids(server: &TestServer) -> Vec<String> {
+    let (_, page) = server.get("/events?limit=100").await;
+    page["data"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_owned()).collect()
+}
+
+#[tokio::test]
+async fn receiver_down_then_up_gets_every_event_after_restart() {
+    let server = TestServer::start().await;
+
+    // Reserve a port, then close it: the receiver is down (connection refused).
+    let reserved = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let receiver_address = reserved.local_addr().unwrap();
+    drop(reserved);
+
+    let (status, endpoint) = server
+        .post("/webhook_endpoints", json!({ "endpoint_url": format!("http://{receiver_address}/hook"), "events": [] }))
+        .await;
+    assert_eq!(status, 201);
+    let endpoint_id = endpoint["id"].as_str().unwrap().to_owned();
+    let secret = endpoint["secret"].as_str().unwrap().to_owned();
+
+    let directory = server.linked_directory("org_hooks", "Hooks").await;
+    server.upload_and_sync(&directory, &users_and_groups(6)).await;
+    let expected = all_event_ids(&server).await;
+    assert!(expected.len() > 10, "only {} events", expected.len());
+
+    // First run: every attempt fails and is recorded.
+    let (stop, worker) = start_worker(&server);
+    let attempts_path = format!("/webhook_endpoints/{endpoint_id}/attempts?limit=100");
+    let failed = wait_for("a failed attempt", || async {
+        let (_, page) = server.get(&attempts_path).await;
+        let attempts = page["data"].as_array().cloned().unwrap_or_default();
+        (!attempts.is_empty()).then_some(attempts)
+    })
+    .await;
+    stop.send(()).unwrap();
+    worker.await.unwrap().unwrap();
+
+    assert_eq!(failed[0]["succeeded"], false);
+    assert_eq!(failed[0]["status_code"], Value::Null);
+    assert!(failed[0]["error"].as_str().unwrap().contains("connect"), "{}", failed[0]);
+    // The oldest event is tried first, and the dead receiver holds the rest.
+    assert_eq!(failed.last().unwrap()["event_id"], expected[0].as_str());
+
+    // The receiver comes up; a new worker run delivers everything.
+    let listener = tokio::net::TcpListener::bind(receiver_address).await.unwrap();
+    let (inbox, _receiver) = start_receiver(listener).await;
+    let (stop, worker) = start_worker(&server);
+    let received = wait_for("every event at the receiver", || async {
+        let received = inbox.lock().unwrap().clone();
+        (received.len() >= expected.len()).then_some(received)
+    })
+    .await;
+    stop.send(()).unwrap();
+    worker.await.unwrap().unwrap();
+
+    let mut delivered_ids = Vec::new();
+    for request in &received {
+        assert_eq!(request.content_type, "application/json");
+        verify_signature(&request.signature, &request.body, &secret, Timestamp::now().millis(), DEFAULT_TOLERANCE_MS)
+            .unwrap_or_else(|error| panic!("signature {} rejected: {error}", request.signature));
+
+        let event: Value = serde_json::from_slice(&request.body).unwrap();
+        assert_eq!(event["object"], "event");
+        delivered_ids.push(event["id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(delivered_ids, expected, "each event once, in event order");
+
+    let (_, page) = server.get(&attempts_path).await;
+    let attempts = page["data"].as_array().unwrap();
+    let succeeded = attempts.iter().filter(|a| a["succeeded"] == true).count();
+    assert_eq!(succeeded, expected.len());
+}
+
+#[tokio::test]
+async fn slow_endpoint_does_not_delay_others() {
+    let server = TestServer::start().await;
+
+    // A receiver that accepts connections and never answers.
+    let stuck = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stuck_address = stuck.local_addr().unwrap();
+    let _hold = tokio::spawn(async move {
+        let mut open = Vec::new();
+        loop {
+            if let Ok((socket, _)) = stuck.accept().await {
+                open.push(socket);
+            }
+        }
+    });
+
+    let healthy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let healthy_address = healthy.local_addr().unwrap();
+    let (inbox, _receiver) = start_receiver(healthy).await;
+
+    for address in [stuck_address, healthy_address] {
+        let (status, _) = server
+            .post("/webhook_endpoints", json!({ "endpoint_url": format!("http://{address}/hook"), "events": ["dsync.user.created"] }))
+            .await;
+        assert_eq!(status, 201);
+    }
+
+    let directory = server.linked_directory("org_slow", "Slow").await;
+    server.upload_and_sync(&directory, &users_and_groups(5)).await;
+
+    let (stop, worker) = start_worker(&server);
+    let started = std::time::Instant::now();
+    wait_for("five deliveries to the healthy receiver", || async {
+        (inbox.lock().unwrap().len() >= 5).then_some(())
+    })
+    .await;
+    // The stuck receiver times out after 2 s per request; the healthy one
+    // must not have waited for it.
+    assert!(started.elapsed() < Duration::from_millis(1500), "took {:?}", started.elapsed());
+
+    stop.send(()).unwrap();
+    worker.await.unwrap().unwrap();
+}
