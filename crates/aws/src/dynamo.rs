@@ -225,11 +225,16 @@ impl DynamoStore {
                 .client
                 .query()
                 .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
                 .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
-                .expression_attribute_values(":p", AttributeValue::S(prefix.to_owned()))
                 .consistent_read(true)
                 .set_exclusive_start_key(start.take());
+            request = if prefix.is_empty() {
+                request.key_condition_expression("pk = :pk")
+            } else {
+                request
+                    .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
+                    .expression_attribute_values(":p", AttributeValue::S(prefix.to_owned()))
+            };
             if keys_only {
                 request = request.projection_expression("pk, sk");
             }
@@ -365,7 +370,6 @@ impl DynamoStore {
                 .set_index_name(source.index.map(str::to_owned))
                 .scan_index_forward(ascending)
                 .expression_attribute_names("#p", source.pk_name)
-                .expression_attribute_names("#s", source.sk_name)
                 .expression_attribute_values(":pk", AttributeValue::S(source.pk.clone()))
                 .set_exclusive_start_key(start.take())
                 .limit(100);
@@ -373,10 +377,14 @@ impl DynamoStore {
                 Some(cursor) => request
                     .key_condition_expression(if ascending { "#p = :pk AND #s > :c" } else { "#p = :pk AND #s < :c" })
                     .expression_attribute_values(":c", AttributeValue::S(format!("{}{}", source.sk_prefix, cursor))),
+                None if source.sk_prefix.is_empty() => request.key_condition_expression("#p = :pk"),
                 None => request
                     .key_condition_expression("#p = :pk AND begins_with(#s, :c)")
                     .expression_attribute_values(":c", AttributeValue::S(source.sk_prefix.clone())),
             };
+            if cursor.is_some() || !source.sk_prefix.is_empty() {
+                request = request.expression_attribute_names("#s", source.sk_name);
+            }
             if source.index.is_none() {
                 request = request.consistent_read(true);
             }

@@ -110,6 +110,18 @@ impl Deployment {
         Ok(Self::new(settings, Clients::new(&config, None)))
     }
 
+    /// The event publisher (EventBridge and webhook deliveries).
+    pub fn publisher(&self) -> publish::Publisher {
+        publish::Publisher {
+            store: self.store.clone(),
+            eventbridge: self.clients.eventbridge.clone(),
+            sqs: self.clients.sqs.clone(),
+            event_bus: self.settings.event_bus.clone(),
+            webhook_queue_url: self.settings.webhook_queue_url.clone(),
+            http: reqwest::Client::new(),
+        }
+    }
+
     pub fn services(&self) -> Services {
         Services {
             store: self.store.clone(),
