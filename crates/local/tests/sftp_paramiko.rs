@@ -173,6 +173,6 @@ print("dropped")
 
     assert!(ok, "{output}");
     server.wait_upload_released("acme", "users.csv").await;
-    assert!(server.jail("acme").join("users.csv").exists());
     assert!(server.backend.completed().is_empty());
+    assert!(!server.jail("acme").join("users.csv").exists());
 }

@@ -3,6 +3,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, SeekFrom};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use russh_sftp::protocol::{
@@ -18,7 +19,7 @@ use super::SftpBackend;
 /// The OpenSSH extension whose RENAME replaces an existing target atomically.
 const POSIX_RENAME: &str = "posix-rename@openssh.com";
 
-/// The most file and folder handles one session may hold open, so a client cannot exhaust file descriptors.
+/// The maximum number of file and folder handles open in one session, so a client cannot exhaust file descriptors.
 const MAX_OPEN_HANDLES: usize = 64;
 
 /// The largest READ reply in bytes; clients ask for 32 KiB, and a larger request gets a short read, as SFTP allows.
@@ -27,7 +28,7 @@ const MAX_READ_BYTES: u32 = 256 * 1024;
 /// The folder entries sent per READDIR reply.
 const READDIR_BATCH: usize = 128;
 
-/// What one session needs from the server: who is logged in, where, and whom to tell about uploads.
+/// The per-session settings: the logged-in account, its jail, and the backend to report uploads to.
 pub struct SessionContext {
     pub username: String,
     pub peer: SocketAddr,
@@ -49,15 +50,18 @@ pub struct SftpHandler {
 }
 
 enum OpenHandle {
-    File(FileHandle),
+    File(Box<FileHandle>),
     Folder(VecDeque<File>),
 }
 
 struct FileHandle {
     file: tokio::fs::File,
     virtual_path: String,
+    host_path: PathBuf,
     readable: bool,
     append: bool,
+    /// True when opening created the file or truncated it, so it held no earlier data.
+    started_empty: bool,
     /// Present when the file was opened for writing.
     upload: Option<Upload>,
 }
@@ -156,13 +160,14 @@ impl SftpHandler {
                 if let Some(upload) = file.upload.as_mut().filter(|u| u.path() == from.relative()) {
                     upload.rename(to.relative());
                     file.virtual_path = to.virtual_path().to_string();
+                    file.host_path = to.host_path().to_path_buf();
                     moved_open_upload = true;
                 }
             }
         }
 
-        // NOTE: a file still open in another session keeps its old path there, so its
-        // close reports the old name; clients that rename do so after closing.
+        // NOTE: a file still open in another session keeps its old path there, so that
+        // session's close reports the old name. Clients that rename do so after closing.
         if is_file && !moved_open_upload && !open_elsewhere {
             tracing::info!(
                 username = %self.context.username,
@@ -180,11 +185,18 @@ impl SftpHandler {
     }
 
     /// Finishes an upload on CLOSE: flushes, logs, and calls the backend when nothing failed.
-    async fn finish_upload(
-        &self,
-        mut file: tokio::fs::File,
-        mut upload: Upload,
-    ) -> Result<(), StatusReply> {
+    async fn finish_upload(&self, handle: FileHandle) -> Result<(), StatusReply> {
+        let FileHandle {
+            mut file,
+            host_path,
+            started_empty,
+            upload,
+            ..
+        } = handle;
+        let Some(mut upload) = upload else {
+            return Ok(());
+        };
+
         // Data handed to tokio's File is written by a background task; flush surfaces its errors.
         let flushed = match file.flush().await {
             Ok(()) => file.sync_all().await,
@@ -195,24 +207,23 @@ impl SftpHandler {
             upload.fail(format!("cannot write {}: {error}", upload.path()));
         }
 
+        if let Some(error) = upload.first_error().map(str::to_string) {
+            discard_failed_upload(
+                &self.context,
+                upload,
+                &host_path,
+                started_empty,
+                "upload failed",
+            );
+            return Err(StatusCode::Failure.with_message(error));
+        }
+
         let path = upload.path().to_string();
         let bytes = upload.bytes_written();
         let duration_ms = upload.duration().as_millis() as u64;
-        if let Some(error) = upload.first_error() {
-            tracing::warn!(
-                username = %self.context.username,
-                peer = %self.context.peer,
-                path = %path,
-                bytes,
-                duration_ms,
-                error = %error,
-                "upload failed"
-            );
-            return Err(StatusCode::Failure.with_message(error.to_string()));
-        }
 
         // The upload leaves the registry before the backend hears of it, so a
-        // re-scan running at the same time sees a finished file.
+        // re-scan running at the same time finds a finished file.
         drop(upload);
         tracing::info!(
             username = %self.context.username,
@@ -232,26 +243,65 @@ impl SftpHandler {
 
 impl Drop for SftpHandler {
     fn drop(&mut self) {
-        for handle in self.handles.values() {
-            let OpenHandle::File(FileHandle {
+        for (_, handle) in self.handles.drain() {
+            let OpenHandle::File(file_handle) = handle else {
+                continue;
+            };
+            let FileHandle {
+                file,
+                host_path,
+                started_empty,
                 upload: Some(upload),
                 ..
-            }) = handle
+            } = *file_handle
             else {
                 continue;
             };
-            tracing::warn!(
-                username = %self.context.username,
-                peer = %self.context.peer,
-                path = %upload.path(),
-                bytes = upload.bytes_written(),
-                duration_ms = upload.duration().as_millis() as u64,
-                error = upload.first_error().unwrap_or("none"),
-                "upload failed: the session ended before the file was closed; the partial file is not processed"
+            drop(file);
+            discard_failed_upload(
+                &self.context,
+                upload,
+                &host_path,
+                started_empty,
+                "upload failed: the session ended before the file was closed",
             );
         }
-        // Dropping the handles drops each Upload, which takes it out of the registry.
     }
+}
+
+/// Logs a failed upload and removes its partial file when the upload created or
+/// truncated it, so no half-written file stays under a name the backend processes.
+///
+/// A file opened without truncation (a resumed upload) is kept, because it held
+/// data before this upload began; it is still never reported as completed.
+fn discard_failed_upload(
+    context: &SessionContext,
+    upload: Upload,
+    host_path: &Path,
+    started_empty: bool,
+    reason: &str,
+) {
+    let path = upload.path().to_string();
+    let bytes = upload.bytes_written();
+    let duration_ms = upload.duration().as_millis() as u64;
+    let error = upload.first_error().unwrap_or("none").to_string();
+
+    // The file goes before the upload leaves the registry, so a re-scan never finds
+    // it unregistered. Another handle still writing the same file keeps it.
+    let other_writers = context.uploads.writer_count(&context.username, &path) > 1;
+    let partial_file_removed =
+        started_empty && !other_writers && std::fs::remove_file(host_path).is_ok();
+    drop(upload);
+    tracing::warn!(
+        username = %context.username,
+        peer = %context.peer,
+        path = %path,
+        bytes,
+        duration_ms,
+        error = %error,
+        partial_file_removed,
+        "{reason}"
+    );
 }
 
 impl russh_sftp::server::Handler for SftpHandler {
@@ -306,9 +356,9 @@ impl russh_sftp::server::Handler for SftpHandler {
             .await
             .map_err(|error| io_reply(&error, path.virtual_path()))?;
 
+        let started_empty = pflags.contains(OpenFlags::TRUNCATE) || path.metadata().is_none();
         let upload = if writable {
-            let starts_empty = pflags.contains(OpenFlags::TRUNCATE) || path.metadata().is_none();
-            let initial_len = if starts_empty {
+            let initial_len = if started_empty {
                 0
             } else {
                 path.metadata().map_or(0, |m| m.len())
@@ -324,13 +374,15 @@ impl russh_sftp::server::Handler for SftpHandler {
             None
         };
 
-        let handle = self.insert_handle(OpenHandle::File(FileHandle {
+        let handle = self.insert_handle(OpenHandle::File(Box::new(FileHandle {
             file,
             virtual_path: path.virtual_path().to_string(),
+            host_path: path.host_path().to_path_buf(),
             readable,
             append: pflags.contains(OpenFlags::APPEND),
+            started_empty,
             upload,
-        }))?;
+        })))?;
         Ok(Handle { id, handle })
     }
 
@@ -339,13 +391,8 @@ impl russh_sftp::server::Handler for SftpHandler {
             return Err(invalid_handle());
         };
 
-        if let OpenHandle::File(FileHandle {
-            file,
-            upload: Some(upload),
-            ..
-        }) = open
-        {
-            self.finish_upload(file, upload).await?;
+        if let OpenHandle::File(file) = open {
+            self.finish_upload(*file).await?;
         }
         Ok(ok_status(id))
     }
@@ -404,7 +451,7 @@ impl russh_sftp::server::Handler for SftpHandler {
             );
         };
 
-        // With APPEND the system writes at the end whatever the offset says.
+        // With APPEND the kernel writes at the end of the file and ignores the offset.
         let position = if *append { upload.end_offset() } else { offset };
         let len = data.len() as u64;
         upload

@@ -32,7 +32,7 @@ pub struct JailPath {
     metadata: Option<Metadata>,
 }
 
-/// Why a client path cannot be used.
+/// The reason a client path cannot be used.
 #[derive(Debug)]
 pub enum JailError {
     /// The path contains a NUL byte, which no file name may contain.

@@ -3,7 +3,7 @@
 //! HR systems log in with a public key registered to a directory and upload CSV
 //! files into that directory's folder. The server:
 //!
-//! - offers only `publickey` authentication and asks [`SftpBackend::authorize`]
+//! - offers only `publickey` authentication and checks the key with [`SftpBackend::authorize`]
 //!   with the key's SHA256 fingerprint; rejected attempts are counted per source
 //!   IP and an address over [`SftpConfig::max_auth_failures_per_minute`] is
 //!   turned away for up to a minute;
@@ -14,7 +14,9 @@
 //!   [`SftpBackend::upload_completed`] only when such a file is closed without
 //!   error, or when a regular file is renamed into place. An upload cut off
 //!   (client killed, connection dropped, idle timeout, size limit exceeded) is
-//!   logged as failed and never reported;
+//!   logged as failed and never reported, and its partial file is removed when
+//!   the upload created or truncated it (a resumed file that held earlier data
+//!   is kept);
 //! - accepts SETSTAT and FSETSTAT as no-ops, so clients that preserve times succeed.
 //!
 //! Every closed upload is reported, whatever its name: a `users.csv.filepart`

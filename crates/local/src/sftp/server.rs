@@ -26,7 +26,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(100);
 
 /// How long a client may take from connecting to finishing authentication, as sshd's
-/// `LoginGraceTime`; without it a client that never completes the handshake holds a slot forever.
+/// `LoginGraceTime`. Without it, a client that never completes the handshake keeps its connection open forever.
 const LOGIN_GRACE: Duration = Duration::from_secs(60);
 
 /// The constant time every rejected authentication takes, so replies do not
@@ -57,7 +57,7 @@ impl SftpServer {
             server_id: SshId::Standard(Cow::Borrowed("SSH-2.0-dsync")),
             methods: MethodSet::from(&[MethodKind::PublicKey][..]),
             auth_rejection_time: AUTH_REJECTION_TIME,
-            // OpenSSH clients start with a "none" request to learn the methods; answering it
+            // OpenSSH clients start with a "none" request to learn the methods. Rejecting it
             // at once keeps logins fast and reveals nothing.
             auth_rejection_time_initial: Some(Duration::ZERO),
             keys: vec![host_key],

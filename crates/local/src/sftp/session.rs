@@ -20,10 +20,10 @@ use super::SftpBackend;
 /// Bytes buffered between the SSH channel and the SFTP request loop.
 const BRIDGE_BUFFER_BYTES: usize = 256 * 1024;
 
-/// The longest username passed to the backend; longer names are rejected unseen.
+/// The maximum username length passed to the backend; longer names are rejected without asking it.
 const MAX_USERNAME_BYTES: usize = 128;
 
-/// What every connection of one server shares.
+/// The state shared by every connection of one server.
 pub struct ServerShared {
     pub backend: Arc<dyn SftpBackend>,
     pub throttle: AuthThrottle,
@@ -31,7 +31,7 @@ pub struct ServerShared {
     pub max_upload_bytes: u64,
 }
 
-/// What the accept loop reads back once a connection ended, for its log line.
+/// The connection state that the accept loop reads for its closing log line.
 #[derive(Debug, Default)]
 pub struct ConnectionState {
     username: Mutex<Option<String>>,
@@ -76,10 +76,10 @@ impl Connection {
         }
     }
 
-    /// Asks the backend whether `key` may log in as `username`.
+    /// Checks with the backend whether `key` may log in as `username`.
     ///
-    /// Called twice per successful login: once when the key is offered and once
-    /// after its signature was verified; only the second call logs the user in.
+    /// Called twice per successful login: once when the key is offered, and once
+    /// after its signature was verified. Only the second call logs the user in.
     async fn check_key(&mut self, username: &str, key: &PublicKey, verified: bool) -> Auth {
         let ip = self.peer.ip();
         if self.shared.throttle.is_blocked(ip) {

@@ -23,7 +23,7 @@ pub struct AuthThrottle {
     failures: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
 }
 
-/// What [`AuthThrottle::record_failure`] changed.
+/// The result of [`AuthThrottle::record_failure`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureOutcome {
     /// The address is still below the limit.

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 /// The uploads currently open for writing, across all SFTP sessions of one server.
 ///
-/// Cloning is cheap and every clone sees the same uploads. A periodic re-scan of
+/// Cloning is cheap and every clone reads the same uploads. A periodic re-scan of
 /// the upload folders should skip a file while [`UploadRegistry::is_upload_in_progress`]
 /// returns true for it, because the file is still being written and the close
 /// callback ([`super::SftpBackend::upload_completed`]) will follow if it completes.
@@ -22,7 +22,7 @@ impl UploadRegistry {
         Self::default()
     }
 
-    /// Returns true while some session holds `path` open for writing under `username`'s jail.
+    /// Returns true while some session has `path` open for writing under `username`'s jail.
     ///
     /// `path` is relative to the jail root and `/`-separated, as passed to
     /// `upload_completed` (`users.csv`, `in/users.csv`); a leading `/` is ignored.
@@ -33,6 +33,13 @@ impl UploadRegistry {
         );
         let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         open.contains_key(&key)
+    }
+
+    /// Returns how many handles have `path` open for writing under `username`'s jail.
+    pub(crate) fn writer_count(&self, username: &str, path: &str) -> usize {
+        let key = (username.to_string(), path.to_string());
+        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.get(&key).copied().unwrap_or(0)
     }
 
     fn begin(&self, username: &str, path: &str) {
@@ -188,6 +195,7 @@ mod tests {
 
         let first = Upload::start(&registry, "acme", "users.csv", 0, 100);
         let second = Upload::start(&registry, "acme", "users.csv", 0, 100);
+        assert_eq!(registry.writer_count("acme", "users.csv"), 2);
         drop(first);
 
         assert!(registry.is_upload_in_progress("acme", "users.csv"));
