@@ -36,12 +36,31 @@ pub enum Command {
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Check(args) => key_check::run(args),
-        Command::Add { directory_id, public_key_file, common } => {
-            operator::run_key(KeyAction::Add { directory_id, file: public_key_file }, common)
-        }
-        Command::List { directory_id, common } => operator::run_key(KeyAction::List { directory_id }, common),
-        Command::Remove { directory_id, key_id, common } => {
-            operator::run_key(KeyAction::Remove { directory_id, key_id }, common)
-        }
+        Command::Add {
+            directory_id,
+            public_key_file,
+            common,
+        } => operator::run_key(
+            KeyAction::Add {
+                directory_id,
+                file: public_key_file,
+            },
+            common,
+        ),
+        Command::List {
+            directory_id,
+            common,
+        } => operator::run_key(KeyAction::List { directory_id }, common),
+        Command::Remove {
+            directory_id,
+            key_id,
+            common,
+        } => operator::run_key(
+            KeyAction::Remove {
+                directory_id,
+                key_id,
+            },
+            common,
+        ),
     }
 }

@@ -20,8 +20,8 @@ use dsync_core::event::Event;
 use dsync_core::ids::{ApiKeyId, DirectoryId, EventId, KeyId, SyncId};
 use dsync_core::model::Directory;
 use dsync_core::ports::{
-    ApiKeyRecord, ApiKeys, Directories, DirectoryData, DirectoryFilter, EventQuery, Events, GroupFilter, Order,
-    PageRequest, SshKeys, Syncs, UserFilter,
+    ApiKeyRecord, ApiKeys, Directories, DirectoryData, DirectoryFilter, EventQuery, Events,
+    GroupFilter, Order, PageRequest, SshKeys, Syncs, UserFilter,
 };
 use dsync_core::report::SyncRecord;
 use dsync_core::time::Timestamp;
@@ -159,9 +159,17 @@ pub enum ApiKeyCommand {
 
 /// `dsync key add|list|remove`, run from `key.rs`.
 pub enum KeyAction {
-    Add { directory_id: String, file: PathBuf },
-    List { directory_id: String },
-    Remove { directory_id: String, key_id: String },
+    Add {
+        directory_id: String,
+        file: PathBuf,
+    },
+    List {
+        directory_id: String,
+    },
+    Remove {
+        directory_id: String,
+        key_id: String,
+    },
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -181,13 +189,24 @@ fn open(common: &Common, may_create: bool) -> anyhow::Result<LocalDeployment> {
             common.data_dir.display()
         );
     }
-    let endpoint = SftpEndpoint::load(&common.data_dir)
-        .with_context(|| format!("cannot read the SFTP endpoint recorded in {}", common.data_dir.display()))?;
+    let endpoint = SftpEndpoint::load(&common.data_dir).with_context(|| {
+        format!(
+            "cannot read the SFTP endpoint recorded in {}",
+            common.data_dir.display()
+        )
+    })?;
     LocalDeployment::open(&common.data_dir, endpoint, None)
 }
 
-fn parse_id<T>(text: &str, parse: fn(&str) -> Option<T>, prefix: &str, what: &str) -> anyhow::Result<T> {
-    parse(text).with_context(|| format!("{text:?} is not a {what} id; {what} ids look like {prefix}01J..."))
+fn parse_id<T>(
+    text: &str,
+    parse: fn(&str) -> Option<T>,
+    prefix: &str,
+    what: &str,
+) -> anyhow::Result<T> {
+    parse(text).with_context(|| {
+        format!("{text:?} is not a {what} id; {what} ids look like {prefix}01J...")
+    })
 }
 
 fn directory_id(text: &str) -> anyhow::Result<DirectoryId> {
@@ -198,7 +217,10 @@ fn sync_id(text: &str) -> anyhow::Result<SyncId> {
     parse_id(text, SyncId::parse, SyncId::PREFIX, "sync")
 }
 
-async fn require_directory(deployment: &LocalDeployment, id: &DirectoryId) -> anyhow::Result<Directory> {
+async fn require_directory(
+    deployment: &LocalDeployment,
+    id: &DirectoryId,
+) -> anyhow::Result<Directory> {
     deployment
         .store
         .get_directory(id)
@@ -208,7 +230,10 @@ async fn require_directory(deployment: &LocalDeployment, id: &DirectoryId) -> an
 
 /// Prints rows as a table with aligned columns.
 fn print_table(headers: &[&str], rows: &[Vec<String>]) {
-    let mut widths: Vec<usize> = headers.iter().map(|header| header.chars().count()).collect();
+    let mut widths: Vec<usize> = headers
+        .iter()
+        .map(|header| header.chars().count())
+        .collect();
     for row in rows {
         for (index, cell) in row.iter().enumerate() {
             widths[index] = widths[index].max(cell.chars().count());
@@ -237,7 +262,12 @@ fn print_json(value: &Value) -> anyhow::Result<()> {
 }
 
 fn all_pages() -> PageRequest {
-    PageRequest { limit: 100, order: Order::Asc, before: None, after: None }
+    PageRequest {
+        limit: 100,
+        order: Order::Asc,
+        before: None,
+        after: None,
+    }
 }
 
 pub fn run_directory(command: DirectoryCommand) -> anyhow::Result<ExitCode> {
@@ -395,7 +425,10 @@ pub fn run_key(action: KeyAction, common: Common) -> anyhow::Result<ExitCode> {
 }
 
 pub fn run_user(command: UserCommand) -> anyhow::Result<ExitCode> {
-    let UserCommand::List { directory_id: id, common } = command;
+    let UserCommand::List {
+        directory_id: id,
+        common,
+    } = command;
     runtime()?.block_on(async move {
         let deployment = open(&common, false)?;
         let id = directory_id(&id)?;
@@ -404,7 +437,10 @@ pub fn run_user(command: UserCommand) -> anyhow::Result<ExitCode> {
         let mut users = Vec::new();
         let mut page = all_pages();
         loop {
-            let listed = deployment.store.list_users(&UserFilter::Directory(id.clone()), &page).await?;
+            let listed = deployment
+                .store
+                .list_users(&UserFilter::Directory(id.clone()), &page)
+                .await?;
             users.extend(listed.data);
             match listed.after {
                 Some(after) => page.after = Some(after),
@@ -426,8 +462,16 @@ pub fn run_user(command: UserCommand) -> anyhow::Result<ExitCode> {
                 .iter()
                 .map(|entry| {
                     let user = &entry.user;
-                    let name = format!("{} {}", user.first_name().unwrap_or(""), user.last_name().unwrap_or(""));
-                    let groups: Vec<&str> = entry.groups.iter().map(|group| group.name.as_str()).collect();
+                    let name = format!(
+                        "{} {}",
+                        user.first_name().unwrap_or(""),
+                        user.last_name().unwrap_or("")
+                    );
+                    let groups: Vec<&str> = entry
+                        .groups
+                        .iter()
+                        .map(|group| group.name.as_str())
+                        .collect();
                     vec![
                         user.id.to_string(),
                         user.idp_id.to_string(),
@@ -445,7 +489,10 @@ pub fn run_user(command: UserCommand) -> anyhow::Result<ExitCode> {
 }
 
 pub fn run_group(command: GroupCommand) -> anyhow::Result<ExitCode> {
-    let GroupCommand::List { directory_id: id, common } = command;
+    let GroupCommand::List {
+        directory_id: id,
+        common,
+    } = command;
     runtime()?.block_on(async move {
         let deployment = open(&common, false)?;
         let id = directory_id(&id)?;
@@ -454,7 +501,10 @@ pub fn run_group(command: GroupCommand) -> anyhow::Result<ExitCode> {
         let mut groups = Vec::new();
         let mut page = all_pages();
         loop {
-            let listed = deployment.store.list_groups(&GroupFilter::Directory(id.clone()), &page).await?;
+            let listed = deployment
+                .store
+                .list_groups(&GroupFilter::Directory(id.clone()), &page)
+                .await?;
             groups.extend(listed.data);
             match listed.after {
                 Some(after) => page.after = Some(after),
@@ -494,7 +544,9 @@ fn sync_row(record: &SyncRecord) -> Vec<String> {
     ]
 }
 
-const SYNC_HEADERS: [&str; 9] = ["ID", "STATUS", "STARTED", "FILES", "CREATED", "UPDATED", "DELETED", "ERRORS", "REASON"];
+const SYNC_HEADERS: [&str; 9] = [
+    "ID", "STATUS", "STARTED", "FILES", "CREATED", "UPDATED", "DELETED", "ERRORS", "REASON",
+];
 
 fn print_sync(record: &SyncRecord, json_output: bool) -> anyhow::Result<()> {
     if json_output {
@@ -519,10 +571,20 @@ fn print_sync(record: &SyncRecord, json_output: bool) -> anyhow::Result<()> {
         println!("  resolved   {resolved}");
     }
     for file in &record.files {
-        let verdict = if file.accepted { "accepted" } else { "rejected" };
+        let verdict = if file.accepted {
+            "accepted"
+        } else {
+            "rejected"
+        };
         println!(
             "  file       {} ({}, {} rows, {} bytes, {}, delimiter {:?}, sha256 {})",
-            file.name, verdict, file.rows, file.size_bytes, file.encoding, file.delimiter, file.sha256
+            file.name,
+            verdict,
+            file.rows,
+            file.size_bytes,
+            file.encoding,
+            file.delimiter,
+            file.sha256
         );
     }
     for (label, list) in [("error", &record.errors), ("warning", &record.warnings)] {
@@ -546,12 +608,20 @@ fn print_sync(record: &SyncRecord, json_output: bool) -> anyhow::Result<()> {
 pub fn run_sync(command: SyncCommand) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async move {
         match command {
-            SyncCommand::List { directory_id: id, common } => {
+            SyncCommand::List {
+                directory_id: id,
+                common,
+            } => {
                 let deployment = open(&common, false)?;
                 let id = directory_id(&id)?;
                 require_directory(&deployment, &id).await?;
                 let mut records = Vec::new();
-                let mut page = PageRequest { limit: 100, order: Order::Desc, before: None, after: None };
+                let mut page = PageRequest {
+                    limit: 100,
+                    order: Order::Desc,
+                    before: None,
+                    after: None,
+                };
                 loop {
                     let listed = deployment.store.list_syncs(&id, &page).await?;
                     records.extend(listed.data);
@@ -567,7 +637,10 @@ pub fn run_sync(command: SyncCommand) -> anyhow::Result<ExitCode> {
                     print_table(&SYNC_HEADERS, &rows);
                 }
             }
-            SyncCommand::Show { sync_id: id, common } => {
+            SyncCommand::Show {
+                sync_id: id,
+                common,
+            } => {
                 let deployment = open(&common, false)?;
                 let id = sync_id(&id)?;
                 let record = deployment
@@ -577,13 +650,19 @@ pub fn run_sync(command: SyncCommand) -> anyhow::Result<ExitCode> {
                     .with_context(|| format!("sync {id} not found"))?;
                 print_sync(&record, common.json)?;
             }
-            SyncCommand::Approve { sync_id: id, common } => {
+            SyncCommand::Approve {
+                sync_id: id,
+                common,
+            } => {
                 let deployment = open(&common, false)?;
                 let id = sync_id(&id)?;
                 let record = deployment.services.approve_sync(&id).await?;
                 print_sync(&record, common.json)?;
             }
-            SyncCommand::Discard { sync_id: id, common } => {
+            SyncCommand::Discard {
+                sync_id: id,
+                common,
+            } => {
                 let deployment = open(&common, false)?;
                 let id = sync_id(&id)?;
                 let record = deployment.services.discard_sync(&id).await?;
@@ -598,13 +677,22 @@ fn event_row(event: &Event) -> Vec<String> {
     vec![
         event.id.to_string(),
         event.event.as_str().to_owned(),
-        event.directory_id.as_ref().map(ToString::to_string).unwrap_or_default(),
+        event
+            .directory_id
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
         event.created_at.to_string(),
     ]
 }
 
 pub fn run_event(command: EventCommand) -> anyhow::Result<ExitCode> {
-    let EventCommand::List { directory, after, limit, common } = command;
+    let EventCommand::List {
+        directory,
+        after,
+        limit,
+        common,
+    } = command;
     runtime()?.block_on(async move {
         let deployment = open(&common, false)?;
         let directory_id = directory.as_deref().map(directory_id).transpose()?;
@@ -659,7 +747,11 @@ pub fn secret_sha256(secret: &str) -> String {
 }
 
 /// Stores an API key for `secret`.
-pub async fn store_api_key(store: &SqliteStore, name: &str, secret: &str) -> anyhow::Result<ApiKeyRecord> {
+pub async fn store_api_key(
+    store: &SqliteStore,
+    name: &str,
+    secret: &str,
+) -> anyhow::Result<ApiKeyRecord> {
     let record = ApiKeyRecord {
         id: ApiKeyId::generate(),
         name: name.to_owned(),

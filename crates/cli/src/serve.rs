@@ -92,7 +92,9 @@ async fn termination_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        let mut terminate = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
             Ok(signal) => signal,
             Err(error) => {
                 tracing::error!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the server");
@@ -126,7 +128,11 @@ async fn bootstrap_api_key(deployment: &LocalDeployment) -> anyhow::Result<()> {
         return Ok(());
     }
 
-    let active = store.list_api_keys().await?.into_iter().any(|key| key.revoked_at.is_none());
+    let active = store
+        .list_api_keys()
+        .await?
+        .into_iter()
+        .any(|key| key.revoked_at.is_none());
     if !active {
         let secret = generate_api_secret();
         let record = store_api_key(store, "initial", &secret).await?;
@@ -155,7 +161,11 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         .save(&args.data_dir)
         .context("cannot record the SFTP endpoint in the data dir")?;
 
-    let deployment = LocalDeployment::open(&args.data_dir, endpoint.clone(), Some(sftp_server.uploads()))?;
+    let deployment = LocalDeployment::open(
+        &args.data_dir,
+        endpoint.clone(),
+        Some(sftp_server.uploads()),
+    )?;
     bootstrap_api_key(&deployment).await?;
 
     let http_listener = tokio::net::TcpListener::bind(args.http_listen)
@@ -177,7 +187,9 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let api = dsync_http::router(deployment.services.clone(), api_config);
     let http_stop = app::stopped(stop_receiver.clone());
     let http_task = tokio::spawn(async move {
-        axum::serve(http_listener, api).with_graceful_shutdown(http_stop).await
+        axum::serve(http_listener, api)
+            .with_graceful_shutdown(http_stop)
+            .await
     });
 
     let resync_task = tokio::spawn(app::run_periodic_resync(
@@ -210,7 +222,9 @@ async fn serve(args: Args) -> anyhow::Result<()> {
 
     match sftp_task.await {
         Ok(Ok(())) => {}
-        Ok(Err(error)) => tracing::error!(error = %format!("{error:#}"), "SFTP server stopped with an error"),
+        Ok(Err(error)) => {
+            tracing::error!(error = %format!("{error:#}"), "SFTP server stopped with an error")
+        }
         Err(error) => tracing::error!(%error, "SFTP server task failed"),
     }
     match http_task.await {
@@ -222,12 +236,16 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let _ = retention_task.await;
     match webhook_task.await {
         Ok(Ok(())) => {}
-        Ok(Err(error)) => tracing::error!(error = %format!("{error:#}"), "webhook worker stopped with an error"),
+        Ok(Err(error)) => {
+            tracing::error!(error = %format!("{error:#}"), "webhook worker stopped with an error")
+        }
         Err(error) => tracing::error!(%error, "webhook worker task failed"),
     }
     worker.drain(SYNC_DRAIN_LIMIT).await;
     if worker.is_busy() {
-        tracing::error!("stopped with a sync still running; the next start re-syncs that directory");
+        tracing::error!(
+            "stopped with a sync still running; the next start re-syncs that directory"
+        );
     }
     tracing::info!("dsync serve stopped");
     Ok(())

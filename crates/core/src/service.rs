@@ -64,24 +64,39 @@ fn required_text(field: &str, value: &str) -> Result<String, ServiceError> {
 
 impl Services {
     /// Reads a directory or fails with `NotFound`.
-    pub(crate) async fn require_directory(&self, id: &DirectoryId) -> Result<Directory, ServiceError> {
+    pub(crate) async fn require_directory(
+        &self,
+        id: &DirectoryId,
+    ) -> Result<Directory, ServiceError> {
         self.store
             .get_directory(id)
             .await?
-            .ok_or_else(|| ServiceError::NotFound { what: "directory", id: id.to_string() })
+            .ok_or_else(|| ServiceError::NotFound {
+                what: "directory",
+                id: id.to_string(),
+            })
     }
 
     /// Reads a directory that is not being offboarded.
-    pub(crate) async fn require_live_directory(&self, id: &DirectoryId) -> Result<Directory, ServiceError> {
+    pub(crate) async fn require_live_directory(
+        &self,
+        id: &DirectoryId,
+    ) -> Result<Directory, ServiceError> {
         let directory = self.require_directory(id).await?;
         if directory.status == DirectoryStatus::Deleting {
-            return Err(ServiceError::Conflict(format!("directory {id} is being deleted")));
+            return Err(ServiceError::Conflict(format!(
+                "directory {id} is being deleted"
+            )));
         }
         Ok(directory)
     }
 
     /// True when the log holds an event of `kind` for the directory.
-    async fn has_event(&self, directory: &DirectoryId, kind: EventKind) -> Result<bool, ServiceError> {
+    async fn has_event(
+        &self,
+        directory: &DirectoryId,
+        kind: EventKind,
+    ) -> Result<bool, ServiceError> {
         let query = EventQuery {
             kinds: vec![kind],
             directory_id: Some(directory.clone()),
@@ -106,7 +121,11 @@ impl Services {
     ///
     /// The username is `d-` and the directory id's ULID in lowercase, so it
     /// is unique, stable and safe as a folder name.
-    pub async fn create_directory(&self, organization_id: &str, name: &str) -> Result<Directory, ServiceError> {
+    pub async fn create_directory(
+        &self,
+        organization_id: &str,
+        name: &str,
+    ) -> Result<Directory, ServiceError> {
         let organization_id = required_text("organization_id", organization_id)?;
         let name = required_text("name", name)?;
 
@@ -135,7 +154,11 @@ impl Services {
 
     /// Validates and registers a key. The first key links the directory,
     /// creates the SFTP account and emits `dsync.activated`.
-    pub async fn add_key(&self, directory: &DirectoryId, key_line: &str) -> Result<SshKeyRecord, ServiceError> {
+    pub async fn add_key(
+        &self,
+        directory: &DirectoryId,
+        key_line: &str,
+    ) -> Result<SshKeyRecord, ServiceError> {
         let mut directory = self.require_live_directory(directory).await?;
         let key = parse_public_key(key_line).map_err(|error| ServiceError::Invalid {
             field: "public_key".to_owned(),
@@ -143,7 +166,11 @@ impl Services {
         })?;
 
         if let Some(existing) = self.store.find_key_by_fingerprint(&key.fingerprint).await? {
-            let owner = if existing.directory_id == directory.id { "this directory" } else { "another directory" };
+            let owner = if existing.directory_id == directory.id {
+                "this directory"
+            } else {
+                "another directory"
+            };
             return Err(ServiceError::Conflict(format!(
                 "the key {} is already registered to {owner}; each key belongs to one directory",
                 key.fingerprint
@@ -182,16 +209,26 @@ impl Services {
 
     /// Removes a key. Removing the last key unlinks the directory: uploads
     /// stop until a key is added again.
-    pub async fn remove_key(&self, directory: &DirectoryId, key: &KeyId) -> Result<(), ServiceError> {
+    pub async fn remove_key(
+        &self,
+        directory: &DirectoryId,
+        key: &KeyId,
+    ) -> Result<(), ServiceError> {
         let mut directory = self.require_live_directory(directory).await?;
         let keys = self.store.list_keys(&directory.id).await?;
         let Some(record) = keys.iter().find(|record| &record.id == key) else {
-            return Err(ServiceError::NotFound { what: "key", id: key.to_string() });
+            return Err(ServiceError::NotFound {
+                what: "key",
+                id: key.to_string(),
+            });
         };
 
         self.accounts.remove_key(&directory, record).await?;
         if !self.store.remove_key(&directory.id, key).await? {
-            return Err(ServiceError::NotFound { what: "key", id: key.to_string() });
+            return Err(ServiceError::NotFound {
+                what: "key",
+                id: key.to_string(),
+            });
         }
 
         if keys.len() == 1 && directory.status == DirectoryStatus::Linked {
@@ -202,7 +239,11 @@ impl Services {
         Ok(())
     }
 
-    pub async fn update_settings(&self, directory: &DirectoryId, settings: DirectorySettings) -> Result<Directory, ServiceError> {
+    pub async fn update_settings(
+        &self,
+        directory: &DirectoryId,
+        settings: DirectorySettings,
+    ) -> Result<Directory, ServiceError> {
         let mut directory = self.require_live_directory(directory).await?;
         if settings.deletion_threshold_percent > 100 {
             return Err(ServiceError::Invalid {

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use crate::ids::SyncId;
 use crate::model::Directory;
 use crate::plan::{plan, PlanContext, PlanStatus};
-use crate::ports::{Order, PageRequest, StoredFile, StoreError};
+use crate::ports::{Order, PageRequest, StoreError, StoredFile};
 use crate::report::{Counts, FileKind, FileSummary, SyncRecord, SyncStatus};
 use crate::service::{ServiceError, Services};
 use crate::snapshot::Snapshot;
@@ -45,7 +45,10 @@ pub enum ReconcileOutcome {
 /// The name of a sync report inside `results/`: the sync's finish time, then
 /// its id, so a folder listing sorts by time.
 pub fn report_file_name(record: &SyncRecord) -> String {
-    let time = record.finished_at.as_datetime().format("%Y%m%dT%H%M%S%.3fZ");
+    let time = record
+        .finished_at
+        .as_datetime()
+        .format("%Y%m%dT%H%M%S%.3fZ");
     format!("{time}-{}.json", record.id)
 }
 
@@ -77,7 +80,8 @@ async fn read_chosen(
             .open_upload(directory, &file.name)
             .await
             .map_err(|error| ReadFailure(format!("cannot open {}: {error}", file.name)))?;
-        uploads.push(Upload::with_kind(file.name.clone(), *kind, reader).size_bytes(file.size_bytes));
+        uploads
+            .push(Upload::with_kind(file.name.clone(), *kind, reader).size_bytes(file.size_bytes));
     }
     // NOTE: reading is blocking I/O and CPU work on the caller's task; the
     // local app runs each reconcile on its own task, so the API stays
@@ -104,11 +108,23 @@ fn new_record(directory: &Directory, id: SyncId, started_at: Timestamp) -> SyncR
 
 /// The newest record of a directory that is not `failed` (a failed sync is
 /// retried, so it never makes the next reconcile a no-op).
-async fn last_settled_record(services: &Services, directory: &Directory) -> Result<Option<SyncRecord>, ServiceError> {
-    let mut page = PageRequest { limit: 100, order: Order::Desc, before: None, after: None };
+async fn last_settled_record(
+    services: &Services,
+    directory: &Directory,
+) -> Result<Option<SyncRecord>, ServiceError> {
+    let mut page = PageRequest {
+        limit: 100,
+        order: Order::Desc,
+        before: None,
+        after: None,
+    };
     loop {
         let records = services.store.list_syncs(&directory.id, &page).await?;
-        if let Some(record) = records.data.iter().find(|record| record.status != SyncStatus::Failed) {
+        if let Some(record) = records
+            .data
+            .iter()
+            .find(|record| record.status != SyncStatus::Failed)
+        {
             return Ok(Some(record.clone()));
         }
         match records.after {
@@ -118,10 +134,18 @@ async fn last_settled_record(services: &Services, directory: &Directory) -> Resu
     }
 }
 
-async fn write_report(services: &Services, directory: &Directory, record: &SyncRecord) -> Option<StoreError> {
+async fn write_report(
+    services: &Services,
+    directory: &Directory,
+    record: &SyncRecord,
+) -> Option<StoreError> {
     let body = match serde_json::to_vec_pretty(record) {
         Ok(body) => body,
-        Err(error) => return Some(StoreError::Backend(format!("cannot encode sync report: {error}"))),
+        Err(error) => {
+            return Some(StoreError::Backend(format!(
+                "cannot encode sync report: {error}"
+            )))
+        }
     };
     services
         .files
@@ -132,18 +156,26 @@ async fn write_report(services: &Services, directory: &Directory, record: &SyncR
 
 impl Services {
     /// Reconciles a directory and says whether anything was written.
-    pub async fn reconcile_outcome(&self, directory: &crate::ids::DirectoryId) -> Result<ReconcileOutcome, ServiceError> {
+    pub async fn reconcile_outcome(
+        &self,
+        directory: &crate::ids::DirectoryId,
+    ) -> Result<ReconcileOutcome, ServiceError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
             match self.reconcile_once(directory).await {
-                Err(ServiceError::Store(StoreError::Conflict(_))) if attempt < COMMIT_ATTEMPTS => continue,
+                Err(ServiceError::Store(StoreError::Conflict(_))) if attempt < COMMIT_ATTEMPTS => {
+                    continue
+                }
                 other => return other,
             }
         }
     }
 
-    async fn reconcile_once(&self, directory_id: &crate::ids::DirectoryId) -> Result<ReconcileOutcome, ServiceError> {
+    async fn reconcile_once(
+        &self,
+        directory_id: &crate::ids::DirectoryId,
+    ) -> Result<ReconcileOutcome, ServiceError> {
         // Taken before the state is loaded: commit_sync compares it with the
         // directory's last commit to detect a concurrent writer.
         let started_at = Timestamp::now();
@@ -166,7 +198,10 @@ impl Services {
                 record.finished_at = Timestamp::now();
                 self.store.save_sync_record(&record).await?;
                 let report_error = write_report(self, &directory, &record).await;
-                return Ok(ReconcileOutcome::Synced { record, report_error });
+                return Ok(ReconcileOutcome::Synced {
+                    record,
+                    report_error,
+                });
             }
         };
 
@@ -221,37 +256,60 @@ impl Services {
         }
 
         let report_error = write_report(self, &directory, &record).await;
-        Ok(ReconcileOutcome::Synced { record, report_error })
+        Ok(ReconcileOutcome::Synced {
+            record,
+            report_error,
+        })
     }
 }
 
-async fn require_held(services: &Services, sync: &SyncId) -> Result<(SyncRecord, Directory), ServiceError> {
+async fn require_held(
+    services: &Services,
+    sync: &SyncId,
+) -> Result<(SyncRecord, Directory), ServiceError> {
     let record = services
         .store
         .get_sync(sync)
         .await?
-        .ok_or_else(|| ServiceError::NotFound { what: "sync", id: sync.to_string() })?;
+        .ok_or_else(|| ServiceError::NotFound {
+            what: "sync",
+            id: sync.to_string(),
+        })?;
     if record.status != SyncStatus::Held {
         return Err(ServiceError::Conflict(format!(
             "sync {sync} is {}; only a held sync can be approved or discarded",
             record.status.as_str()
         )));
     }
-    let directory = services.require_live_directory(&record.directory_id).await?;
+    let directory = services
+        .require_live_directory(&record.directory_id)
+        .await?;
     Ok((record, directory))
 }
 
 /// Applies a held sync: re-reads the same files, checks they are unchanged
 /// and that no newer sync was applied, and commits the plan with the guard off.
-pub(crate) async fn approve(services: &Services, sync: &SyncId) -> Result<SyncRecord, ServiceError> {
+pub(crate) async fn approve(
+    services: &Services,
+    sync: &SyncId,
+) -> Result<SyncRecord, ServiceError> {
     let (held, directory) = require_held(services, sync).await?;
 
     // A newer applied sync means the held plan's starting point is gone.
-    let newer = PageRequest { limit: 100, order: Order::Desc, before: Some(sync.to_string()), after: None };
+    let newer = PageRequest {
+        limit: 100,
+        order: Order::Desc,
+        before: Some(sync.to_string()),
+        after: None,
+    };
     let mut page = newer;
     loop {
         let records = services.store.list_syncs(&directory.id, &page).await?;
-        if let Some(applied) = records.data.iter().find(|record| record.status == SyncStatus::Applied) {
+        if let Some(applied) = records
+            .data
+            .iter()
+            .find(|record| record.status == SyncStatus::Applied)
+        {
             return Err(ServiceError::Conflict(format!(
                 "sync {} was applied after sync {sync} was held; the held sync is out of date, discard it",
                 applied.id
@@ -309,12 +367,16 @@ pub(crate) async fn approve(services: &Services, sync: &SyncId) -> Result<SyncRe
         PlanStatus::Applied | PlanStatus::Held => {
             record.status = SyncStatus::Applied;
             record.reason = None;
-            services.store.commit_sync(&plan, &record).await.map_err(|error| match error {
-                StoreError::Conflict(message) => ServiceError::Conflict(format!(
-                    "the directory changed after sync {sync} was held ({message}); discard it"
-                )),
-                other => ServiceError::Store(other),
-            })?;
+            services
+                .store
+                .commit_sync(&plan, &record)
+                .await
+                .map_err(|error| match error {
+                    StoreError::Conflict(message) => ServiceError::Conflict(format!(
+                        "the directory changed after sync {sync} was held ({message}); discard it"
+                    )),
+                    other => ServiceError::Store(other),
+                })?;
         }
         PlanStatus::Rejected => {
             record.status = SyncStatus::Rejected;
@@ -330,7 +392,10 @@ pub(crate) async fn approve(services: &Services, sync: &SyncId) -> Result<SyncRe
 }
 
 /// Marks a held sync discarded; nothing is applied.
-pub(crate) async fn discard(services: &Services, sync: &SyncId) -> Result<SyncRecord, ServiceError> {
+pub(crate) async fn discard(
+    services: &Services,
+    sync: &SyncId,
+) -> Result<SyncRecord, ServiceError> {
     let (mut record, directory) = require_held(services, sync).await?;
     let now = Timestamp::now();
     record.status = SyncStatus::Discarded;

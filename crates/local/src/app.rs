@@ -35,13 +35,19 @@ pub struct SftpEndpoint {
 impl Default for SftpEndpoint {
     /// The default `--sftp-listen` of `dsync serve`.
     fn default() -> Self {
-        Self { host: "127.0.0.1".to_owned(), port: 2222 }
+        Self {
+            host: "127.0.0.1".to_owned(),
+            port: 2222,
+        }
     }
 }
 
 impl SftpEndpoint {
     pub fn from_addr(addr: SocketAddr) -> Self {
-        Self { host: addr.ip().to_string(), port: addr.port() }
+        Self {
+            host: addr.ip().to_string(),
+            port: addr.port(),
+        }
     }
 
     fn path(data_dir: &Path) -> PathBuf {
@@ -91,7 +97,11 @@ impl CompletedUploadsFilter {
 
 #[async_trait]
 impl UploadFilter for CompletedUploadsFilter {
-    async fn retain_readable(&self, username: &str, mut files: Vec<StoredFile>) -> StoreResult<Vec<StoredFile>> {
+    async fn retain_readable(
+        &self,
+        username: &str,
+        mut files: Vec<StoredFile>,
+    ) -> StoreResult<Vec<StoredFile>> {
         let completed = self.store.completed_uploads(username).await?;
         files.retain(|file| completed.iter().any(|upload| upload.matches(file)));
         if let Some(uploads) = &self.uploads {
@@ -114,7 +124,11 @@ pub struct LocalDeployment {
 impl LocalDeployment {
     /// Opens the data dir (creating it and its database when missing).
     /// `uploads` is the SFTP server's registry when this process runs it.
-    pub fn open(data_dir: &Path, endpoint: SftpEndpoint, uploads: Option<UploadRegistry>) -> anyhow::Result<Self> {
+    pub fn open(
+        data_dir: &Path,
+        endpoint: SftpEndpoint,
+        uploads: Option<UploadRegistry>,
+    ) -> anyhow::Result<Self> {
         let store = SqliteStore::open_data_dir(data_dir)?;
         let filter = CompletedUploadsFilter::new(store.clone(), uploads);
         let files = LocalFiles::new(data_dir).with_filter(Arc::new(filter));
@@ -124,7 +138,13 @@ impl LocalDeployment {
             files: Arc::new(files.clone()),
             accounts: Arc::new(accounts),
         };
-        Ok(Self { data_dir: data_dir.to_owned(), store, files, services, endpoint })
+        Ok(Self {
+            data_dir: data_dir.to_owned(),
+            store,
+            files,
+            services,
+            endpoint,
+        })
     }
 }
 
@@ -148,13 +168,19 @@ pub struct SyncWorker {
 
 impl SyncWorker {
     pub fn new(services: Services) -> Self {
-        Self { services, running: Arc::default() }
+        Self {
+            services,
+            running: Arc::default(),
+        }
     }
 
     /// Asks for a reconcile of `directory`. Returns at once.
     pub fn request(&self, directory: DirectoryId) {
         {
-            let mut running = self.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut running = self
+                .running
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             if let Some(slot) = running.get_mut(&directory) {
                 slot.again = true;
                 return;
@@ -167,8 +193,13 @@ impl SyncWorker {
             loop {
                 worker.reconcile_and_log(&directory).await;
 
-                let mut running = worker.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                let again = running.get_mut(&directory).map(|slot| std::mem::take(&mut slot.again));
+                let mut running = worker
+                    .running
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                let again = running
+                    .get_mut(&directory)
+                    .map(|slot| std::mem::take(&mut slot.again));
                 if again != Some(true) {
                     running.remove(&directory);
                     break;
@@ -179,7 +210,11 @@ impl SyncWorker {
 
     /// True while any reconcile runs or waits.
     pub fn is_busy(&self) -> bool {
-        !self.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).is_empty()
+        !self
+            .running
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .is_empty()
     }
 
     /// Waits until no reconcile runs, or `limit` passes.
@@ -202,7 +237,10 @@ impl SyncWorker {
             Ok(ReconcileOutcome::Unchanged(record)) => {
                 tracing::debug!(directory_id = %directory, last_sync_id = %record.id, duration_ms, "sync skipped: uploads unchanged");
             }
-            Ok(ReconcileOutcome::Synced { record, report_error }) => {
+            Ok(ReconcileOutcome::Synced {
+                record,
+                report_error,
+            }) => {
                 let files: Vec<&str> = record.files.iter().map(|file| file.name.as_str()).collect();
                 tracing::info!(
                     directory_id = %directory,
@@ -292,7 +330,12 @@ impl SftpBackend for LocalSftpBackend {
         if file_kind(path).is_none() {
             return;
         }
-        let directory = match self.deployment.store.find_directory_by_username(username).await {
+        let directory = match self
+            .deployment
+            .store
+            .find_directory_by_username(username)
+            .await
+        {
             Ok(Some(directory)) => directory,
             Ok(None) => return,
             Err(error) => {
@@ -317,8 +360,17 @@ impl SftpBackend for LocalSftpBackend {
             .ok()
             .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(0, |duration| duration.as_millis() as i64);
-        let upload = CompletedUpload { path: path.to_owned(), size_bytes: metadata.len(), modified_ms };
-        if let Err(error) = self.deployment.store.record_completed_upload(username, upload).await {
+        let upload = CompletedUpload {
+            path: path.to_owned(),
+            size_bytes: metadata.len(),
+            modified_ms,
+        };
+        if let Err(error) = self
+            .deployment
+            .store
+            .record_completed_upload(username, upload)
+            .await
+        {
             tracing::error!(directory_id = %directory.id, %error, "cannot record a completed upload");
             return;
         }
@@ -330,9 +382,16 @@ impl SftpBackend for LocalSftpBackend {
 /// Every directory id that accepts uploads.
 async fn linked_directories(store: &SqliteStore) -> StoreResult<Vec<DirectoryId>> {
     let mut ids = Vec::new();
-    let mut page = PageRequest { limit: 100, order: Order::Asc, before: None, after: None };
+    let mut page = PageRequest {
+        limit: 100,
+        order: Order::Asc,
+        before: None,
+        after: None,
+    };
     loop {
-        let directories = store.list_directories(&DirectoryFilter::default(), &page).await?;
+        let directories = store
+            .list_directories(&DirectoryFilter::default(), &page)
+            .await?;
         ids.extend(
             directories
                 .data
@@ -358,7 +417,12 @@ pub async fn stopped(mut shutdown: watch::Receiver<bool>) {
 
 /// Requests a reconcile of every linked directory now and every `interval`,
 /// so a sync that failed (or was missed while the server was down) catches up.
-pub async fn run_periodic_resync(store: SqliteStore, worker: SyncWorker, interval: Duration, shutdown: watch::Receiver<bool>) {
+pub async fn run_periodic_resync(
+    store: SqliteStore,
+    worker: SyncWorker,
+    interval: Duration,
+    shutdown: watch::Receiver<bool>,
+) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let stop = stopped(shutdown);
@@ -381,7 +445,11 @@ pub async fn run_periodic_resync(store: SqliteStore, worker: SyncWorker, interva
 }
 
 /// Deletes events older than the retention period now and every `interval`.
-pub async fn run_retention(store: SqliteStore, interval: Duration, shutdown: watch::Receiver<bool>) {
+pub async fn run_retention(
+    store: SqliteStore,
+    interval: Duration,
+    shutdown: watch::Receiver<bool>,
+) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let stop = stopped(shutdown);
@@ -391,10 +459,16 @@ pub async fn run_retention(store: SqliteStore, interval: Duration, shutdown: wat
             _ = &mut stop => return,
             _ = ticker.tick() => {}
         }
-        let cutoff = Timestamp::from_millis(Timestamp::now().millis() - EVENT_RETENTION_DAYS * 24 * 60 * 60 * 1000);
+        let cutoff = Timestamp::from_millis(
+            Timestamp::now().millis() - EVENT_RETENTION_DAYS * 24 * 60 * 60 * 1000,
+        );
         match store.purge_events_before(cutoff).await {
             Ok(0) => {}
-            Ok(deleted) => tracing::info!(deleted, retention_days = EVENT_RETENTION_DAYS, "purged old events"),
+            Ok(deleted) => tracing::info!(
+                deleted,
+                retention_days = EVENT_RETENTION_DAYS,
+                "purged old events"
+            ),
             Err(error) => tracing::error!(%error, "event retention purge failed"),
         }
     }

@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use dsync_core::model::Directory;
-use dsync_core::ports::{FileStore, SftpAccounts, SshKeyRecord, StoreError, StoreResult, StoredFile};
+use dsync_core::ports::{
+    FileStore, SftpAccounts, SshKeyRecord, StoreError, StoreResult, StoredFile,
+};
 use dsync_core::time::Timestamp;
 
 /// The folder that receives dsync's own reports inside each upload folder.
@@ -25,7 +27,11 @@ const MAX_LISTING_DEPTH: usize = 8;
 #[async_trait]
 pub trait UploadFilter: Send + Sync {
     /// Returns the readable subset of `files` from `username`'s folder.
-    async fn retain_readable(&self, username: &str, files: Vec<StoredFile>) -> StoreResult<Vec<StoredFile>>;
+    async fn retain_readable(
+        &self,
+        username: &str,
+        files: Vec<StoredFile>,
+    ) -> StoreResult<Vec<StoredFile>>;
 }
 
 /// The upload folders of every directory under one data dir.
@@ -42,7 +48,10 @@ pub fn sftp_root(data_dir: &Path) -> PathBuf {
 
 impl LocalFiles {
     pub fn new(data_dir: &Path) -> Self {
-        Self { sftp_root: sftp_root(data_dir), filter: None }
+        Self {
+            sftp_root: sftp_root(data_dir),
+            filter: None,
+        }
     }
 
     /// Makes `list_uploads` return only the files `filter` keeps.
@@ -60,7 +69,9 @@ impl LocalFiles {
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
         if !valid {
-            return Err(StoreError::Backend(format!("invalid SFTP username {username:?}")));
+            return Err(StoreError::Backend(format!(
+                "invalid SFTP username {username:?}"
+            )));
         }
         Ok(self.sftp_root.join(username))
     }
@@ -78,21 +89,36 @@ fn io_error(action: &str, path: &Path, error: io::Error) -> StoreError {
 fn relative_path(name: &str) -> StoreResult<PathBuf> {
     let path = Path::new(name);
     let plain = !name.is_empty()
-        && path.components().all(|component| matches!(component, Component::Normal(_)));
+        && path
+            .components()
+            .all(|component| matches!(component, Component::Normal(_)));
     if !plain {
         return Err(StoreError::Backend(format!("invalid upload name {name:?}")));
     }
     Ok(path.to_owned())
 }
 
-fn list_folder(root: &Path, relative: &str, depth: usize, files: &mut Vec<StoredFile>) -> io::Result<()> {
-    let folder = if relative.is_empty() { root.to_owned() } else { root.join(relative) };
+fn list_folder(
+    root: &Path,
+    relative: &str,
+    depth: usize,
+    files: &mut Vec<StoredFile>,
+) -> io::Result<()> {
+    let folder = if relative.is_empty() {
+        root.to_owned()
+    } else {
+        root.join(relative)
+    };
     for entry in fs::read_dir(&folder)? {
         let entry = entry?;
         let Ok(name) = entry.file_name().into_string() else {
             continue;
         };
-        let path = if relative.is_empty() { name.clone() } else { format!("{relative}/{name}") };
+        let path = if relative.is_empty() {
+            name.clone()
+        } else {
+            format!("{relative}/{name}")
+        };
         // symlink_metadata: a link is never followed, whatever it points at.
         let metadata = entry.path().symlink_metadata()?;
         if metadata.is_dir() {
@@ -139,22 +165,39 @@ impl FileStore for LocalFiles {
         .map_err(|error| StoreError::Backend(format!("listing task failed: {error}")))??;
 
         match &self.filter {
-            Some(filter) => filter.retain_readable(&directory.sftp_username, listed).await,
+            Some(filter) => {
+                filter
+                    .retain_readable(&directory.sftp_username, listed)
+                    .await
+            }
             None => Ok(listed),
         }
     }
 
-    async fn open_upload(&self, directory: &Directory, name: &str) -> StoreResult<Box<dyn Read + Send>> {
+    async fn open_upload(
+        &self,
+        directory: &Directory,
+        name: &str,
+    ) -> StoreResult<Box<dyn Read + Send>> {
         let path = self.folder(directory)?.join(relative_path(name)?);
-        let metadata = fs::symlink_metadata(&path).map_err(|error| io_error("open", &path, error))?;
+        let metadata =
+            fs::symlink_metadata(&path).map_err(|error| io_error("open", &path, error))?;
         if !metadata.is_file() {
-            return Err(StoreError::Backend(format!("{} is not a regular file", path.display())));
+            return Err(StoreError::Backend(format!(
+                "{} is not a regular file",
+                path.display()
+            )));
         }
         let file = fs::File::open(&path).map_err(|error| io_error("open", &path, error))?;
         Ok(Box::new(io::BufReader::with_capacity(64 * 1024, file)))
     }
 
-    async fn write_result(&self, directory: &Directory, name: &str, body: &[u8]) -> StoreResult<()> {
+    async fn write_result(
+        &self,
+        directory: &Directory,
+        name: &str,
+        body: &[u8],
+    ) -> StoreResult<()> {
         let folder = self.folder(directory)?.join(RESULTS_FOLDER);
         let target = folder.join(relative_path(name)?);
         let body = body.to_vec();
@@ -162,7 +205,10 @@ impl FileStore for LocalFiles {
             fs::create_dir_all(&folder).map_err(|error| io_error("create", &folder, error))?;
             // Written under a dot name, then renamed, so a client listing
             // results/ never downloads half a report.
-            let file_name = target.file_name().and_then(|name| name.to_str()).unwrap_or("report");
+            let file_name = target
+                .file_name()
+                .and_then(|name| name.to_str())
+                .unwrap_or("report");
             let temporary = folder.join(format!(".{file_name}.tmp"));
             fs::write(&temporary, &body).map_err(|error| io_error("write", &temporary, error))?;
             fs::rename(&temporary, &target).map_err(|error| io_error("rename", &target, error))?;

@@ -14,22 +14,43 @@ use dsync_core::report::SyncStatus;
 use dsync_core::service::{ReconcileOutcome, ServiceError};
 use support::{put_upload, users_csv, TestStore};
 
-const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl test";
+const KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl test";
 
 async fn events_of(test: &TestStore, kind: EventKind) -> usize {
-    let query = EventQuery { kinds: vec![kind], limit: 100, ..EventQuery::default() };
+    let query = EventQuery {
+        kinds: vec![kind],
+        limit: 100,
+        ..EventQuery::default()
+    };
     test.store().list_events(&query).await.unwrap().data.len()
 }
 
 async fn sync_count(test: &TestStore, directory: &dsync_core::model::Directory) -> usize {
-    let page = PageRequest { limit: 100, order: Order::Desc, before: None, after: None };
-    test.store().list_syncs(&directory.id, &page).await.unwrap().data.len()
+    let page = PageRequest {
+        limit: 100,
+        order: Order::Desc,
+        before: None,
+        after: None,
+    };
+    test.store()
+        .list_syncs(&directory.id, &page)
+        .await
+        .unwrap()
+        .data
+        .len()
 }
 
 async fn synced(outcome: Result<ReconcileOutcome, ServiceError>) -> dsync_core::report::SyncRecord {
     match outcome.unwrap() {
-        ReconcileOutcome::Synced { record, report_error } => {
-            assert!(report_error.is_none(), "report not written: {report_error:?}");
+        ReconcileOutcome::Synced {
+            record,
+            report_error,
+        } => {
+            assert!(
+                report_error.is_none(),
+                "report not written: {report_error:?}"
+            );
             record
         }
         other => panic!("expected a new sync, got {other:?}"),
@@ -44,12 +65,19 @@ async fn reconcile_twice_with_the_same_files_writes_nothing_the_second_time() {
 
     let first = synced(test.services().reconcile_outcome(&directory.id).await).await;
     let events_after_first = events_of(&test, EventKind::UserCreated).await;
-    let second = test.services().reconcile_outcome(&directory.id).await.unwrap();
+    let second = test
+        .services()
+        .reconcile_outcome(&directory.id)
+        .await
+        .unwrap();
 
     assert_eq!(first.status, SyncStatus::Applied);
     assert_eq!(first.counts.created, 4);
     assert!(matches!(second, ReconcileOutcome::Unchanged(ref record) if record.id == first.id));
-    assert_eq!(events_of(&test, EventKind::UserCreated).await, events_after_first);
+    assert_eq!(
+        events_of(&test, EventKind::UserCreated).await,
+        events_after_first
+    );
     assert_eq!(sync_count(&test, &directory).await, 1);
 }
 
@@ -61,14 +89,23 @@ async fn reconcile_writes_the_report_into_results() {
 
     let record = synced(test.services().reconcile_outcome(&directory.id).await).await;
 
-    let results = test.deployment.files.folder(&directory).unwrap().join("results");
+    let results = test
+        .deployment
+        .files
+        .folder(&directory)
+        .unwrap()
+        .join("results");
     let names: Vec<String> = std::fs::read_dir(&results)
         .unwrap()
         .map(|entry| entry.unwrap().file_name().into_string().unwrap())
         .collect();
     assert_eq!(names.len(), 1);
-    assert!(names[0].ends_with(&format!("-{}.json", record.id)), "{names:?}");
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(results.join(&names[0])).unwrap()).unwrap();
+    assert!(
+        names[0].ends_with(&format!("-{}.json", record.id)),
+        "{names:?}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(results.join(&names[0])).unwrap()).unwrap();
     assert_eq!(report["status"], "applied");
 }
 
@@ -82,20 +119,47 @@ async fn reconcile_ignores_a_file_that_was_never_completed() {
     // A newer file written without a completion record (a cut-off upload).
     tokio::time::sleep(Duration::from_millis(5)).await;
     let folder = test.deployment.files.folder(&directory).unwrap();
-    std::fs::write(folder.join("users_2.csv"), "user_id,first_name,last_name,email\n1,A,B,a@example.test\n").unwrap();
-    let outcome = test.services().reconcile_outcome(&directory.id).await.unwrap();
+    std::fs::write(
+        folder.join("users_2.csv"),
+        "user_id,first_name,last_name,email\n1,A,B,a@example.test\n",
+    )
+    .unwrap();
+    let outcome = test
+        .services()
+        .reconcile_outcome(&directory.id)
+        .await
+        .unwrap();
 
-    assert!(matches!(outcome, ReconcileOutcome::Unchanged(_)), "got {outcome:?}");
-    assert_eq!(test.store().load_state(&directory.id).await.unwrap().users.len(), 3);
+    assert!(
+        matches!(outcome, ReconcileOutcome::Unchanged(_)),
+        "got {outcome:?}"
+    );
+    assert_eq!(
+        test.store()
+            .load_state(&directory.id)
+            .await
+            .unwrap()
+            .users
+            .len(),
+        3
+    );
 }
 
-async fn held_directory(test: &TestStore) -> (dsync_core::model::Directory, dsync_core::report::SyncRecord) {
+async fn held_directory(
+    test: &TestStore,
+) -> (dsync_core::model::Directory, dsync_core::report::SyncRecord) {
     let directory = test.directory("org_guard").await;
     put_upload(test, &directory, "users.csv", &users_csv(12)).await;
     synced(test.services().reconcile_outcome(&directory.id).await).await;
 
     tokio::time::sleep(Duration::from_millis(5)).await;
-    put_upload(test, &directory, "users_header_only.csv", "user_id,first_name,last_name,email\n").await;
+    put_upload(
+        test,
+        &directory,
+        "users_header_only.csv",
+        "user_id,first_name,last_name,email\n",
+    )
+    .await;
     let held = synced(test.services().reconcile_outcome(&directory.id).await).await;
     (directory, held)
 }
@@ -107,11 +171,23 @@ async fn header_only_users_file_is_held_and_changes_nothing() {
 
     assert_eq!(held.status, SyncStatus::Held);
     assert!(held.reason.is_some());
-    assert_eq!(test.store().load_state(&directory.id).await.unwrap().users.len(), 12);
+    assert_eq!(
+        test.store()
+            .load_state(&directory.id)
+            .await
+            .unwrap()
+            .users
+            .len(),
+        12
+    );
     assert_eq!(events_of(&test, EventKind::UserDeleted).await, 0);
 
     // The periodic re-sync sees the same files and does not hold them again.
-    let again = test.services().reconcile_outcome(&directory.id).await.unwrap();
+    let again = test
+        .services()
+        .reconcile_outcome(&directory.id)
+        .await
+        .unwrap();
     assert!(matches!(again, ReconcileOutcome::Unchanged(ref record) if record.id == held.id));
 }
 
@@ -125,10 +201,21 @@ async fn approve_applies_the_held_sync() {
     assert_eq!(approved.id, held.id);
     assert_eq!(approved.status, SyncStatus::Applied);
     assert!(approved.resolved_at.is_some());
-    assert_eq!(test.store().load_state(&directory.id).await.unwrap().users.len(), 0);
+    assert_eq!(
+        test.store()
+            .load_state(&directory.id)
+            .await
+            .unwrap()
+            .users
+            .len(),
+        0
+    );
     assert_eq!(events_of(&test, EventKind::UserDeleted).await, 12);
     let second = test.services().approve_sync(&held.id).await;
-    assert!(matches!(second, Err(ServiceError::Conflict(_))), "got {second:?}");
+    assert!(
+        matches!(second, Err(ServiceError::Conflict(_))),
+        "got {second:?}"
+    );
 }
 
 #[tokio::test]
@@ -136,13 +223,34 @@ async fn approve_fails_when_the_held_file_changed() {
     let test = TestStore::new();
     let (directory, held) = held_directory(&test).await;
     let folder = test.deployment.files.folder(&directory).unwrap();
-    std::fs::write(folder.join("users_header_only.csv"), "user_id,first_name,last_name,email\n1,A,B,a@example.test\n").unwrap();
-    put_upload(&test, &directory, "users_header_only.csv", "user_id,first_name,last_name,email\n1,A,B,a@example.test\n").await;
+    std::fs::write(
+        folder.join("users_header_only.csv"),
+        "user_id,first_name,last_name,email\n1,A,B,a@example.test\n",
+    )
+    .unwrap();
+    put_upload(
+        &test,
+        &directory,
+        "users_header_only.csv",
+        "user_id,first_name,last_name,email\n1,A,B,a@example.test\n",
+    )
+    .await;
 
     let result = test.services().approve_sync(&held.id).await;
 
-    assert!(matches!(result, Err(ServiceError::Conflict(ref message)) if message.contains("changed")), "got {result:?}");
-    assert_eq!(test.store().load_state(&directory.id).await.unwrap().users.len(), 12);
+    assert!(
+        matches!(result, Err(ServiceError::Conflict(ref message)) if message.contains("changed")),
+        "got {result:?}"
+    );
+    assert_eq!(
+        test.store()
+            .load_state(&directory.id)
+            .await
+            .unwrap()
+            .users
+            .len(),
+        12
+    );
 }
 
 #[tokio::test]
@@ -151,11 +259,26 @@ async fn discard_keeps_the_state_and_later_reconciles_skip_the_files() {
     let (directory, held) = held_directory(&test).await;
 
     let discarded = test.services().discard_sync(&held.id).await.unwrap();
-    let again = test.services().reconcile_outcome(&directory.id).await.unwrap();
+    let again = test
+        .services()
+        .reconcile_outcome(&directory.id)
+        .await
+        .unwrap();
 
     assert_eq!(discarded.status, SyncStatus::Discarded);
-    assert!(matches!(again, ReconcileOutcome::Unchanged(_)), "got {again:?}");
-    assert_eq!(test.store().load_state(&directory.id).await.unwrap().users.len(), 12);
+    assert!(
+        matches!(again, ReconcileOutcome::Unchanged(_)),
+        "got {again:?}"
+    );
+    assert_eq!(
+        test.store()
+            .load_state(&directory.id)
+            .await
+            .unwrap()
+            .users
+            .len(),
+        12
+    );
 }
 
 #[tokio::test]
@@ -167,8 +290,16 @@ async fn add_key_links_once_and_rejects_a_key_registered_elsewhere() {
     test.services().add_key(&first.id, KEY).await.unwrap();
     let duplicate = test.services().add_key(&second.id, KEY).await;
 
-    assert!(matches!(duplicate, Err(ServiceError::Conflict(_))), "got {duplicate:?}");
-    let linked = test.store().get_directory(&first.id).await.unwrap().unwrap();
+    assert!(
+        matches!(duplicate, Err(ServiceError::Conflict(_))),
+        "got {duplicate:?}"
+    );
+    let linked = test
+        .store()
+        .get_directory(&first.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(linked.status, DirectoryStatus::Linked);
     assert_eq!(events_of(&test, EventKind::Activated).await, 1);
 }
@@ -178,9 +309,15 @@ async fn add_key_rejects_an_invalid_key_with_the_field_named() {
     let test = TestStore::new();
     let directory = test.directory("org_badkey").await;
 
-    let result = test.services().add_key(&directory.id, "ssh-dss AAAAB3NzaC1kc3MAAACBAP").await;
+    let result = test
+        .services()
+        .add_key(&directory.id, "ssh-dss AAAAB3NzaC1kc3MAAACBAP")
+        .await;
 
-    assert!(matches!(result, Err(ServiceError::Invalid { ref field, .. }) if field == "public_key"), "got {result:?}");
+    assert!(
+        matches!(result, Err(ServiceError::Invalid { ref field, .. }) if field == "public_key"),
+        "got {result:?}"
+    );
 }
 
 #[tokio::test]
@@ -192,18 +329,45 @@ async fn delete_directory_resumes_after_a_crash_and_emits_deleted_once() {
     synced(test.services().reconcile_outcome(&directory.id).await).await;
 
     // A crash right after the first step: the status says deleting, nothing else happened.
-    let mut deleting = test.store().get_directory(&directory.id).await.unwrap().unwrap();
+    let mut deleting = test
+        .store()
+        .get_directory(&directory.id)
+        .await
+        .unwrap()
+        .unwrap();
     deleting.status = DirectoryStatus::Deleting;
     test.store().update_directory(&deleting).await.unwrap();
     let blocked = test.services().reconcile_outcome(&directory.id).await;
-    assert!(matches!(blocked, Err(ServiceError::Conflict(_))), "got {blocked:?}");
+    assert!(
+        matches!(blocked, Err(ServiceError::Conflict(_))),
+        "got {blocked:?}"
+    );
 
-    test.services().delete_directory(&directory.id).await.unwrap();
+    test.services()
+        .delete_directory(&directory.id)
+        .await
+        .unwrap();
 
     assert_eq!(events_of(&test, EventKind::Deleted).await, 1);
-    assert!(test.store().get_directory(&directory.id).await.unwrap().is_none());
-    assert!(test.store().list_keys(&directory.id).await.unwrap().is_empty());
-    assert!(test.store().load_state(&directory.id).await.unwrap().users.is_empty());
+    assert!(test
+        .store()
+        .get_directory(&directory.id)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(test
+        .store()
+        .list_keys(&directory.id)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(test
+        .store()
+        .load_state(&directory.id)
+        .await
+        .unwrap()
+        .users
+        .is_empty());
     assert!(!test.deployment.files.folder(&directory).unwrap().exists());
     assert_eq!(sync_count(&test, &directory).await, 0);
 }

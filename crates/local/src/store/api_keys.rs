@@ -74,7 +74,9 @@ impl ApiKeys for SqliteStore {
     async fn find_api_key(&self, secret_sha256: &str) -> StoreResult<Option<ApiKeyRecord>> {
         let secret_sha256 = secret_sha256.to_owned();
         self.run(move |connection| {
-            let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE secret_sha256 = ?1 AND revoked_at_ms IS NULL");
+            let sql = format!(
+                "SELECT {COLUMNS} FROM api_keys WHERE secret_sha256 = ?1 AND revoked_at_ms IS NULL"
+            );
             connection
                 .query_row(&sql, [secret_sha256], api_key_from_row)
                 .optional()

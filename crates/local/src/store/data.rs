@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use dsync_core::ids::{DirectoryId, GroupId, GroupName, IdpId, UserId};
-use dsync_core::model::{Attributes, Directory, DirectoryState, Group, NameInterner, User, UserState};
+use dsync_core::model::{
+    Attributes, Directory, DirectoryState, Group, NameInterner, User, UserState,
+};
 use dsync_core::plan::Change;
 use dsync_core::ports::{
     DirectoryData, GroupFilter, GroupWithDirectory, Page, PageRequest, StoreError, StoreResult,
@@ -20,8 +22,10 @@ use super::directories::select_directory;
 use super::pagination::page_query;
 use super::{json_error, sql_error, SqliteStore};
 
-const USER_COLUMNS: &str = "u.id, u.directory_id, u.idp_id, u.state, u.attributes_json, u.created_at_ms, u.updated_at_ms";
-const GROUP_COLUMNS: &str = "g.id, g.directory_id, g.name, g.attributes_json, g.created_at_ms, g.updated_at_ms";
+const USER_COLUMNS: &str =
+    "u.id, u.directory_id, u.idp_id, u.state, u.attributes_json, u.created_at_ms, u.updated_at_ms";
+const GROUP_COLUMNS: &str =
+    "g.id, g.directory_id, g.name, g.attributes_json, g.created_at_ms, g.updated_at_ms";
 
 fn attributes_to_json(attributes: &Attributes) -> String {
     let object: serde_json::Map<String, serde_json::Value> = attributes
@@ -32,7 +36,8 @@ fn attributes_to_json(attributes: &Attributes) -> String {
 }
 
 fn attributes_from_json(text: &str, names: &mut NameInterner) -> StoreResult<Attributes> {
-    let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text).map_err(json_error)?;
+    let object: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(text).map_err(json_error)?;
     let pairs = object.into_iter().map(|(name, value)| {
         let value: Box<str> = match value {
             serde_json::Value::String(text) => text.into(),
@@ -40,7 +45,9 @@ fn attributes_from_json(text: &str, names: &mut NameInterner) -> StoreResult<Att
         };
         (names.intern(&name), value)
     });
-    Ok(Attributes::from_pairs(pairs.collect::<Vec<(Arc<str>, Box<str>)>>()))
+    Ok(Attributes::from_pairs(
+        pairs.collect::<Vec<(Arc<str>, Box<str>)>>(),
+    ))
 }
 
 /// A user row before its attributes JSON is parsed.
@@ -71,7 +78,11 @@ impl UserRow {
         Ok(User {
             id: UserId::from_stored(self.id),
             idp_id: IdpId::new(&self.idp_id),
-            state: if self.state == "inactive" { UserState::Inactive } else { UserState::Active },
+            state: if self.state == "inactive" {
+                UserState::Inactive
+            } else {
+                UserState::Active
+            },
             attributes: attributes_from_json(&self.attributes_json, names)?,
             created_at: Timestamp::from_millis(self.created_at_ms),
             updated_at: Timestamp::from_millis(self.updated_at_ms),
@@ -119,14 +130,21 @@ impl DirectoryCache {
         if let Some(directory) = self.0.get(id) {
             return Ok(directory.clone());
         }
-        let directory = select_directory(connection, id)?
-            .ok_or_else(|| StoreError::NotFound { what: "directory", id: id.to_owned() })?;
+        let directory = select_directory(connection, id)?.ok_or_else(|| StoreError::NotFound {
+            what: "directory",
+            id: id.to_owned(),
+        })?;
         self.0.insert(id.to_owned(), directory.clone());
         Ok(directory)
     }
 }
 
-fn groups_of_user(connection: &Connection, directory_id: &str, idp_id: &str, names: &mut NameInterner) -> StoreResult<Vec<Group>> {
+fn groups_of_user(
+    connection: &Connection,
+    directory_id: &str,
+    idp_id: &str,
+    names: &mut NameInterner,
+) -> StoreResult<Vec<Group>> {
     let sql = format!(
         "SELECT {GROUP_COLUMNS} FROM memberships m JOIN groups g \
          ON g.directory_id = m.directory_id AND g.name = m.group_name \
@@ -141,21 +159,35 @@ fn groups_of_user(connection: &Connection, directory_id: &str, idp_id: &str, nam
     rows.into_iter().map(|row| row.into_group(names)).collect()
 }
 
-fn user_with_groups(connection: &Connection, row: UserRow, directories: &mut DirectoryCache, names: &mut NameInterner) -> StoreResult<UserWithGroups> {
+fn user_with_groups(
+    connection: &Connection,
+    row: UserRow,
+    directories: &mut DirectoryCache,
+    names: &mut NameInterner,
+) -> StoreResult<UserWithGroups> {
     let directory = directories.get(connection, &row.directory_id)?;
     let groups = groups_of_user(connection, &row.directory_id, &row.idp_id, names)?;
     let user = row.into_user(names)?;
-    Ok(UserWithGroups { directory, user, groups })
+    Ok(UserWithGroups {
+        directory,
+        user,
+        groups,
+    })
 }
 
 #[async_trait]
 impl DirectoryData for SqliteStore {
     async fn load_state(&self, directory: &DirectoryId) -> StoreResult<DirectoryState> {
         let directory = directory.clone();
-        self.run(move |connection| load_state(connection, directory.as_str())).await
+        self.run(move |connection| load_state(connection, directory.as_str()))
+            .await
     }
 
-    async fn list_users(&self, filter: &UserFilter, page: &PageRequest) -> StoreResult<Page<UserWithGroups>> {
+    async fn list_users(
+        &self,
+        filter: &UserFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<UserWithGroups>> {
         let filter = filter.clone();
         let query = page_query("u.id", page);
         self.run(move |connection| {
@@ -218,7 +250,11 @@ impl DirectoryData for SqliteStore {
         .await
     }
 
-    async fn list_groups(&self, filter: &GroupFilter, page: &PageRequest) -> StoreResult<Page<GroupWithDirectory>> {
+    async fn list_groups(
+        &self,
+        filter: &GroupFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<GroupWithDirectory>> {
         let filter = filter.clone();
         let query = page_query("g.id", page);
         self.run(move |connection| {
@@ -276,8 +312,12 @@ impl DirectoryData for SqliteStore {
                 .optional()
                 .map_err(sql_error)?;
             let Some(row) = row else { return Ok(None) };
-            let directory = select_directory(connection, &row.directory_id)?
-                .ok_or_else(|| StoreError::NotFound { what: "directory", id: row.directory_id.clone() })?;
+            let directory = select_directory(connection, &row.directory_id)?.ok_or_else(|| {
+                StoreError::NotFound {
+                    what: "directory",
+                    id: row.directory_id.clone(),
+                }
+            })?;
             let group = row.into_group(&mut NameInterner::default())?;
             Ok(Some(GroupWithDirectory { directory, group }))
         })
@@ -285,7 +325,10 @@ impl DirectoryData for SqliteStore {
     }
 }
 
-pub(crate) fn load_state(connection: &Connection, directory_id: &str) -> StoreResult<DirectoryState> {
+pub(crate) fn load_state(
+    connection: &Connection,
+    directory_id: &str,
+) -> StoreResult<DirectoryState> {
     let mut names = NameInterner::default();
     let mut state = DirectoryState::default();
 
@@ -314,7 +357,9 @@ pub(crate) fn load_state(connection: &Connection, directory_id: &str) -> StoreRe
     while let Some(row) = rows.next().map_err(sql_error)? {
         let group: String = row.get(0).map_err(sql_error)?;
         let user: String = row.get(1).map_err(sql_error)?;
-        state.memberships.insert((GroupName::new(&group), IdpId::new(&user)));
+        state
+            .memberships
+            .insert((GroupName::new(&group), IdpId::new(&user)));
     }
     Ok(state)
 }
@@ -324,7 +369,11 @@ pub(crate) fn load_state(connection: &Connection, directory_id: &str) -> StoreRe
 /// Each change checks the precondition the planner assumed (a deleted row
 /// exists, a created row does not clash), so a plan made from stale state
 /// fails with `Conflict` instead of half-applying.
-pub(crate) fn apply_change(connection: &Connection, directory_id: &str, change: &Change) -> StoreResult<()> {
+pub(crate) fn apply_change(
+    connection: &Connection,
+    directory_id: &str,
+    change: &Change,
+) -> StoreResult<()> {
     match change {
         Change::PutUser(user) => {
             connection

@@ -39,7 +39,10 @@ fn with_settings((mut directory, settings_json): (Directory, String)) -> StoreRe
 }
 
 /// Reads one directory inside any connection or transaction.
-pub(crate) fn select_directory(connection: &Connection, id: &str) -> StoreResult<Option<Directory>> {
+pub(crate) fn select_directory(
+    connection: &Connection,
+    id: &str,
+) -> StoreResult<Option<Directory>> {
     let sql = format!("SELECT {COLUMNS} FROM directories WHERE id = ?1");
     let found = connection
         .query_row(&sql, [id], directory_from_row)
@@ -97,7 +100,11 @@ impl Directories for SqliteStore {
         .await
     }
 
-    async fn list_directories(&self, filter: &DirectoryFilter, page: &PageRequest) -> StoreResult<Page<Directory>> {
+    async fn list_directories(
+        &self,
+        filter: &DirectoryFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Directory>> {
         let filter = filter.clone();
         let query = page_query("id", page);
         self.run(move |connection| {
@@ -172,10 +179,23 @@ impl Directories for SqliteStore {
                 .map_err(sql_error)?;
             // Explicit deletes rather than relying on ON DELETE CASCADE alone,
             // so a database opened without foreign keys is purged too.
-            for table in ["memberships", "users", "groups", "ssh_keys", "syncs", "directories"] {
-                let column = if table == "directories" { "id" } else { "directory_id" };
+            for table in [
+                "memberships",
+                "users",
+                "groups",
+                "ssh_keys",
+                "syncs",
+                "directories",
+            ] {
+                let column = if table == "directories" {
+                    "id"
+                } else {
+                    "directory_id"
+                };
                 let sql = format!("DELETE FROM {table} WHERE {column} = ?1");
-                transaction.execute(&sql, [id.as_str()]).map_err(sql_error)?;
+                transaction
+                    .execute(&sql, [id.as_str()])
+                    .map_err(sql_error)?;
             }
             transaction.commit().map_err(sql_error)
         })

@@ -33,7 +33,11 @@ pub(crate) fn insert_events(connection: &Connection, events: &[Event]) -> StoreR
     }
 
     let newest: Option<String> = connection
-        .query_row("SELECT id FROM events ORDER BY id DESC LIMIT 1", [], |row| row.get(0))
+        .query_row(
+            "SELECT id FROM events ORDER BY id DESC LIMIT 1",
+            [],
+            |row| row.get(0),
+        )
         .optional()
         .map_err(sql_error)?;
     let mut previous: Option<Ulid> = newest.and_then(|id| EventId::from_stored(id).ulid());
@@ -50,7 +54,9 @@ pub(crate) fn insert_events(connection: &Connection, events: &[Event]) -> StoreR
         if let Some(previous_ulid) = previous {
             if ulid <= previous_ulid {
                 let next = previous_ulid.increment().ok_or_else(|| {
-                    StoreError::Backend("event id space of this millisecond is exhausted".to_owned())
+                    StoreError::Backend(
+                        "event id space of this millisecond is exhausted".to_owned(),
+                    )
                 })?;
                 event.id = EventId::from_ulid(next);
             }
@@ -77,7 +83,8 @@ pub(crate) fn insert_events(connection: &Connection, events: &[Event]) -> StoreR
             .map_err(sql_error)?;
 
         for (endpoint_id, subscribed) in &endpoints {
-            let wanted = subscribed.is_empty() || subscribed.iter().any(|name| name == event.event.as_str());
+            let wanted =
+                subscribed.is_empty() || subscribed.iter().any(|name| name == event.event.as_str());
             if !wanted {
                 continue;
             }
@@ -99,10 +106,14 @@ pub(crate) fn insert_events(connection: &Connection, events: &[Event]) -> StoreR
 /// Enabled endpoints with their subscribed event names (empty = all).
 fn subscribed_endpoints(connection: &Connection) -> StoreResult<Vec<(String, Vec<String>)>> {
     let mut statement = connection
-        .prepare_cached("SELECT id, events_json FROM webhook_endpoints WHERE status = 'enabled' ORDER BY id")
+        .prepare_cached(
+            "SELECT id, events_json FROM webhook_endpoints WHERE status = 'enabled' ORDER BY id",
+        )
         .map_err(sql_error)?;
     let rows = statement
-        .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))
+        .query_map([], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        })
         .map_err(sql_error)?
         .collect::<Result<Vec<_>, _>>()
         .map_err(sql_error)?;
@@ -114,12 +125,35 @@ fn subscribed_endpoints(connection: &Connection) -> StoreResult<Vec<(String, Vec
         .collect()
 }
 
-fn event_from_row(row: &Row<'_>) -> rusqlite::Result<(String, String, Option<String>, Option<String>, String, String)> {
-    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?))
+fn event_from_row(
+    row: &Row<'_>,
+) -> rusqlite::Result<(
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+)> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+    ))
 }
 
 fn build_event(
-    (id, kind, directory_id, organization_id, data, created_at): (String, String, Option<String>, Option<String>, String, String),
+    (id, kind, directory_id, organization_id, data, created_at): (
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        String,
+        String,
+    ),
 ) -> StoreResult<Event> {
     let event = EventKind::parse(&kind)
         .ok_or_else(|| StoreError::Backend(format!("stored event {id} has unknown kind {kind}")))?;
@@ -178,7 +212,12 @@ impl Events for SqliteStore {
             if !query.kinds.is_empty() {
                 let marks = vec!["?"; query.kinds.len()].join(", ");
                 conditions.push_str(&format!(" AND kind IN ({marks})"));
-                values.extend(query.kinds.iter().map(|kind| Value::Text(kind.as_str().to_owned())));
+                values.extend(
+                    query
+                        .kinds
+                        .iter()
+                        .map(|kind| Value::Text(kind.as_str().to_owned())),
+                );
             }
             if let Some(organization_id) = &query.organization_id {
                 conditions.push_str(" AND organization_id = ?");
@@ -214,13 +253,27 @@ impl Events for SqliteStore {
                 .map_err(sql_error)?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(sql_error)?;
-            let mut events = rows.into_iter().map(build_event).collect::<StoreResult<Vec<_>>>()?;
+            let mut events = rows
+                .into_iter()
+                .map(build_event)
+                .collect::<StoreResult<Vec<_>>>()?;
 
             let more = events.len() > limit;
             events.truncate(limit);
-            let after = if more { events.last().map(|event| event.id.to_string()) } else { None };
-            let before = query.after.as_ref().and(events.first().map(|event| event.id.to_string()));
-            Ok(Page { data: events, before, after })
+            let after = if more {
+                events.last().map(|event| event.id.to_string())
+            } else {
+                None
+            };
+            let before = query
+                .after
+                .as_ref()
+                .and(events.first().map(|event| event.id.to_string()));
+            Ok(Page {
+                data: events,
+                before,
+                after,
+            })
         })
         .await
     }

@@ -82,7 +82,10 @@ impl SshKeys for SqliteStore {
         .await
     }
 
-    async fn find_key_by_fingerprint(&self, fingerprint: &str) -> StoreResult<Option<SshKeyRecord>> {
+    async fn find_key_by_fingerprint(
+        &self,
+        fingerprint: &str,
+    ) -> StoreResult<Option<SshKeyRecord>> {
         let fingerprint = fingerprint.to_owned();
         self.run(move |connection| {
             let sql = format!("SELECT {COLUMNS} FROM ssh_keys WHERE fingerprint = ?1");

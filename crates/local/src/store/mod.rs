@@ -42,7 +42,10 @@ impl SqliteStore {
     /// Opens (and creates when missing) the database of a data dir.
     pub fn open_data_dir(data_dir: &Path) -> StoreResult<Self> {
         std::fs::create_dir_all(data_dir).map_err(|error| {
-            StoreError::Backend(format!("cannot create data dir {}: {error}", data_dir.display()))
+            StoreError::Backend(format!(
+                "cannot create data dir {}: {error}",
+                data_dir.display()
+            ))
         })?;
         Self::open(&database_path(data_dir))
     }
@@ -53,7 +56,10 @@ impl SqliteStore {
             StoreError::Backend(format!("cannot open database {}: {error}", path.display()))
         })?;
         schema::prepare(&connection).map_err(|error| {
-            StoreError::Backend(format!("cannot prepare database {}: {error}", path.display()))
+            StoreError::Backend(format!(
+                "cannot prepare database {}: {error}",
+                path.display()
+            ))
         })?;
         Ok(Self {
             connection: Arc::new(Mutex::new(connection)),

@@ -28,15 +28,28 @@ pub fn page_query(id_column: &str, page: &PageRequest) -> PageQuery {
     let limit = page.limit.clamp(1, 100);
     let ascending = page.order == Order::Asc;
 
-    let (condition, fetch_ascending, backwards, cursor, had_after) = if let Some(after) = &page.after {
-        let comparison = if ascending { ">" } else { "<" };
-        (format!(" AND {id_column} {comparison} ?"), ascending, false, Some(after.clone()), true)
-    } else if let Some(before) = &page.before {
-        let comparison = if ascending { "<" } else { ">" };
-        (format!(" AND {id_column} {comparison} ?"), !ascending, true, Some(before.clone()), false)
-    } else {
-        (String::new(), ascending, false, None, false)
-    };
+    let (condition, fetch_ascending, backwards, cursor, had_after) =
+        if let Some(after) = &page.after {
+            let comparison = if ascending { ">" } else { "<" };
+            (
+                format!(" AND {id_column} {comparison} ?"),
+                ascending,
+                false,
+                Some(after.clone()),
+                true,
+            )
+        } else if let Some(before) = &page.before {
+            let comparison = if ascending { "<" } else { ">" };
+            (
+                format!(" AND {id_column} {comparison} ?"),
+                !ascending,
+                true,
+                Some(before.clone()),
+                false,
+            )
+        } else {
+            (String::new(), ascending, false, None, false)
+        };
 
     PageQuery {
         condition,
@@ -61,11 +74,23 @@ impl PageQuery {
             // the `before` cursor itself proves rows exist after it.
             let before = if more { rows.first().map(&id_of) } else { None };
             let after = rows.last().map(&id_of);
-            return Page { data: rows, before, after };
+            return Page {
+                data: rows,
+                before,
+                after,
+            };
         }
 
         let after = if more { rows.last().map(&id_of) } else { None };
-        let before = if self.had_after { rows.first().map(&id_of) } else { None };
-        Page { data: rows, before, after }
+        let before = if self.had_after {
+            rows.first().map(&id_of)
+        } else {
+            None
+        };
+        Page {
+            data: rows,
+            before,
+            after,
+        }
     }
 }

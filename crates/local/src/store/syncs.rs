@@ -50,10 +50,15 @@ fn commit(connection: &mut Connection, plan: &Plan, record: &SyncRecord) -> Stor
         .optional()
         .map_err(sql_error)?;
     let Some((status, last_commit_at_ms)) = row else {
-        return Err(StoreError::NotFound { what: "directory", id: directory_id.to_owned() });
+        return Err(StoreError::NotFound {
+            what: "directory",
+            id: directory_id.to_owned(),
+        });
     };
     if status == DirectoryStatus::Deleting.as_str() {
-        return Err(StoreError::Conflict(format!("directory {directory_id} is being deleted")));
+        return Err(StoreError::Conflict(format!(
+            "directory {directory_id} is being deleted"
+        )));
     }
     if last_commit_at_ms >= record.started_at.millis() {
         return Err(StoreError::Conflict(format!(
@@ -91,19 +96,25 @@ impl Syncs for SqliteStore {
     async fn commit_sync(&self, plan: &Plan, record: &SyncRecord) -> StoreResult<()> {
         let plan = plan.clone();
         let record = record.clone();
-        self.run(move |connection| commit(connection, &plan, &record)).await
+        self.run(move |connection| commit(connection, &plan, &record))
+            .await
     }
 
     async fn save_sync_record(&self, record: &SyncRecord) -> StoreResult<()> {
         let record = record.clone();
-        self.run(move |connection| upsert_record(connection, &record)).await
+        self.run(move |connection| upsert_record(connection, &record))
+            .await
     }
 
     async fn get_sync(&self, id: &SyncId) -> StoreResult<Option<SyncRecord>> {
         let id = id.clone();
         self.run(move |connection| {
             let json: Option<String> = connection
-                .query_row("SELECT record_json FROM syncs WHERE id = ?1", [id.as_str()], |row| row.get(0))
+                .query_row(
+                    "SELECT record_json FROM syncs WHERE id = ?1",
+                    [id.as_str()],
+                    |row| row.get(0),
+                )
                 .optional()
                 .map_err(sql_error)?;
             json.map(record_from_json).transpose()
@@ -111,7 +122,11 @@ impl Syncs for SqliteStore {
         .await
     }
 
-    async fn list_syncs(&self, directory: &DirectoryId, page: &PageRequest) -> StoreResult<Page<SyncRecord>> {
+    async fn list_syncs(
+        &self,
+        directory: &DirectoryId,
+        page: &PageRequest,
+    ) -> StoreResult<Page<SyncRecord>> {
         let directory = directory.clone();
         let query = page_query("id", page);
         self.run(move |connection| {
@@ -126,11 +141,16 @@ impl Syncs for SqliteStore {
             );
             let mut statement = connection.prepare(&sql).map_err(sql_error)?;
             let rows = statement
-                .query_map(rusqlite::params_from_iter(values), |row| row.get::<_, String>(0))
+                .query_map(rusqlite::params_from_iter(values), |row| {
+                    row.get::<_, String>(0)
+                })
                 .map_err(sql_error)?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(sql_error)?;
-            let records = rows.into_iter().map(record_from_json).collect::<StoreResult<Vec<_>>>()?;
+            let records = rows
+                .into_iter()
+                .map(record_from_json)
+                .collect::<StoreResult<Vec<_>>>()?;
             Ok(query.finish(records, |record| record.id.to_string()))
         })
         .await

@@ -18,14 +18,20 @@ pub struct CompletedUpload {
 impl CompletedUpload {
     /// True when `file` is still exactly the file that was completed.
     pub fn matches(&self, file: &StoredFile) -> bool {
-        self.path == file.name && self.size_bytes == file.size_bytes && self.modified_ms == file.modified.millis()
+        self.path == file.name
+            && self.size_bytes == file.size_bytes
+            && self.modified_ms == file.modified.millis()
     }
 }
 
 impl SqliteStore {
     /// Records that `upload` was completely written to `username`'s folder,
     /// replacing what was recorded for the same path.
-    pub async fn record_completed_upload(&self, username: &str, upload: CompletedUpload) -> StoreResult<()> {
+    pub async fn record_completed_upload(
+        &self,
+        username: &str,
+        upload: CompletedUpload,
+    ) -> StoreResult<()> {
         let username = username.to_owned();
         self.run(move |connection| {
             connection

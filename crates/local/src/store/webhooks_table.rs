@@ -31,7 +31,11 @@ fn timestamp_at(row: &Row<'_>, index: usize) -> rusqlite::Result<Timestamp> {
         _ => None,
     };
     parsed.ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, "invalid timestamp".into())
+        rusqlite::Error::FromSqlConversionFailure(
+            index,
+            rusqlite::types::Type::Text,
+            "invalid timestamp".into(),
+        )
     })
 }
 
@@ -41,7 +45,11 @@ fn endpoint_from_row(row: &Row<'_>) -> rusqlite::Result<(WebhookEndpoint, String
         id: WebhookEndpointId::from_stored(row.get::<_, String>(0)?),
         endpoint_url: row.get(1)?,
         secret: row.get(2)?,
-        status: if status == "enabled" { WebhookStatus::Enabled } else { WebhookStatus::Disabled },
+        status: if status == "enabled" {
+            WebhookStatus::Enabled
+        } else {
+            WebhookStatus::Disabled
+        },
         events: Vec::new(),
         created_at: timestamp_at(row, 5)?,
         updated_at: timestamp_at(row, 6)?,
@@ -49,7 +57,9 @@ fn endpoint_from_row(row: &Row<'_>) -> rusqlite::Result<(WebhookEndpoint, String
     Ok((endpoint, row.get(4)?))
 }
 
-fn with_events((mut endpoint, events_json): (WebhookEndpoint, String)) -> StoreResult<WebhookEndpoint> {
+fn with_events(
+    (mut endpoint, events_json): (WebhookEndpoint, String),
+) -> StoreResult<WebhookEndpoint> {
     endpoint.events = serde_json::from_str(&events_json).map_err(json_error)?;
     Ok(endpoint)
 }
@@ -111,7 +121,10 @@ impl WebhookEndpoints for SqliteStore {
                 .map_err(sql_error)?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(sql_error)?;
-            let endpoints = rows.into_iter().map(with_events).collect::<StoreResult<Vec<_>>>()?;
+            let endpoints = rows
+                .into_iter()
+                .map(with_events)
+                .collect::<StoreResult<Vec<_>>>()?;
             Ok(query.finish(endpoints, |endpoint| endpoint.id.to_string()))
         })
         .await
@@ -149,7 +162,10 @@ impl WebhookEndpoints for SqliteStore {
             let transaction = connection.transaction().map_err(sql_error)?;
             // Pending deliveries to a deleted endpoint would never succeed.
             transaction
-                .execute("DELETE FROM webhook_deliveries WHERE endpoint_id = ?1", [id.as_str()])
+                .execute(
+                    "DELETE FROM webhook_deliveries WHERE endpoint_id = ?1",
+                    [id.as_str()],
+                )
                 .map_err(sql_error)?;
             let changed = transaction
                 .execute("DELETE FROM webhook_endpoints WHERE id = ?1", [id.as_str()])
@@ -160,7 +176,11 @@ impl WebhookEndpoints for SqliteStore {
         .await
     }
 
-    async fn list_attempts(&self, id: &WebhookEndpointId, page: &PageRequest) -> StoreResult<Page<DeliveryAttempt>> {
+    async fn list_attempts(
+        &self,
+        id: &WebhookEndpointId,
+        page: &PageRequest,
+    ) -> StoreResult<Page<DeliveryAttempt>> {
         let id = id.clone();
         let mut query = page_query("rowid", page);
         self.run(move |connection| {

@@ -36,7 +36,10 @@ impl TestStore {
     }
 
     pub async fn directory(&self, organization: &str) -> Directory {
-        self.services().create_directory(organization, "Test directory").await.unwrap()
+        self.services()
+            .create_directory(organization, "Test directory")
+            .await
+            .unwrap()
     }
 }
 
@@ -44,7 +47,9 @@ impl TestStore {
 pub fn users_csv(count: usize) -> String {
     let mut text = String::from("user_id,first_name,last_name,email\n");
     for index in 1..=count {
-        text.push_str(&format!("{index},First{index},Last{index},user{index}@example.test\n"));
+        text.push_str(&format!(
+            "{index},First{index},Last{index},user{index}@example.test\n"
+        ));
     }
     text
 }
@@ -58,14 +63,30 @@ pub fn snapshot(files: &[(&str, &str)]) -> Snapshot {
 }
 
 /// Plans `files` against the directory's stored state at `now`.
-pub async fn plan_files(store: &SqliteStore, directory: &Directory, files: &[(&str, &str)], now: Timestamp, seed: &SyncId) -> Plan {
+pub async fn plan_files(
+    store: &SqliteStore,
+    directory: &Directory,
+    files: &[(&str, &str)],
+    now: Timestamp,
+    seed: &SyncId,
+) -> Plan {
     let state = store.load_state(&directory.id).await.unwrap();
     let snapshot = snapshot(files);
-    let context = PlanContext { directory, now, event_seed: seed.as_str().as_bytes(), approved: false };
+    let context = PlanContext {
+        directory,
+        now,
+        event_seed: seed.as_str().as_bytes(),
+        approved: false,
+    };
     plan(&state, &snapshot, &context)
 }
 
-pub fn record(directory: &Directory, id: SyncId, started_at: Timestamp, counts: Counts) -> SyncRecord {
+pub fn record(
+    directory: &Directory,
+    id: SyncId,
+    started_at: Timestamp,
+    counts: Counts,
+) -> SyncRecord {
     SyncRecord {
         object: "sync".to_owned(),
         id,
@@ -83,7 +104,11 @@ pub fn record(directory: &Directory, id: SyncId, started_at: Timestamp, counts: 
 }
 
 /// Plans and commits `files` as one applied sync started now.
-pub async fn commit_files(store: &SqliteStore, directory: &Directory, files: &[(&str, &str)]) -> Plan {
+pub async fn commit_files(
+    store: &SqliteStore,
+    directory: &Directory,
+    files: &[(&str, &str)],
+) -> Plan {
     // The optimistic check wants the start after the previous commit's millisecond.
     tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     let started_at = Timestamp::now();
@@ -108,6 +133,13 @@ pub async fn put_upload(test: &TestStore, directory: &Directory, name: &str, tex
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
-    let upload = dsync_local::store::CompletedUpload { path: name.to_owned(), size_bytes: metadata.len(), modified_ms };
-    test.store().record_completed_upload(&directory.sftp_username, upload).await.unwrap();
+    let upload = dsync_local::store::CompletedUpload {
+        path: name.to_owned(),
+        size_bytes: metadata.len(),
+        modified_ms,
+    };
+    test.store()
+        .record_completed_upload(&directory.sftp_username, upload)
+        .await
+        .unwrap();
 }

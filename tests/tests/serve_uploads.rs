@@ -1,0 +1,113 @@
+//! Upload handling through the real binary: temporary names, offboarding.
+
+use dsync_tests::{fixture, Server};
+
+#[test]
+fn serve_filepart_upload_then_rename_is_processed_once() {
+    let server = Server::start();
+    let directory = server.linked_directory("org_filepart");
+
+    let output = server.sftp(
+        &directory,
+        &format!(
+            "put {} users.csv.filepart\nrename users.csv.filepart users.csv\n",
+            fixture("users-four.csv").display()
+        ),
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let syncs = server.wait_for_syncs(&directory, 1);
+    // Give a wrongly triggered second sync time to show up.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let syncs_later = server.syncs(&directory);
+
+    assert_eq!(syncs_later.len(), 1, "syncs: {syncs_later:?}");
+    assert_eq!(syncs[0]["files"][0]["name"], "users.csv");
+    assert_eq!(server.users(&directory).len(), 4);
+}
+
+#[test]
+fn serve_offboarding_leaves_no_files_or_rows() {
+    let server = Server::start();
+    let directory = server.linked_directory("org_offboard");
+    let kept = server.linked_directory("org_kept");
+    server.upload(&directory, &[(&fixture("users-four.csv"), "users.csv")]);
+    server.upload(&kept, &[(&fixture("users-three.csv"), "users.csv")]);
+    server.wait_for_syncs(&directory, 1);
+    server.wait_for_syncs(&kept, 1);
+
+    let output = server.dsync(&["directory", "delete", &directory.id]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // The folder is gone.
+    assert!(!server
+        .data_dir()
+        .join("sftp")
+        .join(&directory.username)
+        .exists());
+
+    // No row of the directory is left in any table but the event log.
+    let database = rusqlite::Connection::open(server.data_dir().join("dsync.sqlite3")).unwrap();
+    for table in ["users", "groups", "memberships", "ssh_keys", "syncs"] {
+        let count: i64 = database
+            .query_row(
+                &format!("SELECT count(*) FROM {table} WHERE directory_id = ?1"),
+                [&directory.id],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(count, 0, "{table} still has rows of the deleted directory");
+    }
+    let directories: i64 = database
+        .query_row(
+            "SELECT count(*) FROM directories WHERE id = ?1",
+            [&directory.id],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(directories, 0);
+    let uploads: i64 = database
+        .query_row(
+            "SELECT count(*) FROM completed_uploads WHERE sftp_username = ?1",
+            [&directory.username],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(uploads, 0);
+
+    // dsync.deleted is the last event of the directory; the other directory is untouched.
+    let events = server.dsync_json(&[
+        "event",
+        "list",
+        "--directory",
+        &directory.id,
+        "--limit",
+        "1000",
+    ]);
+    let events = events.as_array().unwrap();
+    assert_eq!(events.last().unwrap()["event"], "dsync.deleted");
+    assert_eq!(
+        events
+            .iter()
+            .filter(|event| event["event"] == "dsync.deleted")
+            .count(),
+        1
+    );
+    assert_eq!(server.users(&kept).len(), 3);
+
+    // The SFTP login is gone too.
+    let login = server.sftp(&directory, "ls\n");
+    assert!(!login.status.success());
+
+    // Deleting again reports the directory as not found.
+    let again = server.dsync(&["directory", "delete", &directory.id]);
+    assert!(!again.status.success());
+}
