@@ -56,19 +56,22 @@ impl JsonObject {
         Ok(Self { fields, errors })
     }
 
+    /// A string field that must be present and not null.
     pub fn required_string(&mut self, name: &str) -> Option<String> {
-        if !self.fields.contains_key(name) {
+        if matches!(self.fields.get(name), None | Some(Value::Null)) {
+            self.fields.remove(name);
             self.errors
-                .push(FieldError::new(name, "required", format!("`{name}` is required")));
+                .push(FieldError::new(name, "required", format!("`{name}` is required and must be a string")));
             return None;
         }
         self.optional_string(name)
     }
 
-    /// A string field; absent or null gives `None`.
+    /// A string field; absent gives `None`. Null is rejected, so that a
+    /// client expecting null to clear a value learns that it does not.
     pub fn optional_string(&mut self, name: &str) -> Option<String> {
         match self.fields.remove(name) {
-            None | Some(Value::Null) => None,
+            None => None,
             Some(Value::String(text)) => Some(text),
             Some(_) => {
                 self.errors
@@ -78,11 +81,10 @@ impl JsonObject {
         }
     }
 
-    /// An array of strings; absent or null gives `None`.
+    /// An array of strings; absent gives `None`, null is rejected.
     pub fn optional_string_list(&mut self, name: &str) -> Option<Vec<String>> {
         let value = self.fields.remove(name)?;
         let items = match value {
-            Value::Null => return None,
             Value::Array(items) => items,
             _ => {
                 self.errors.push(FieldError::new(
@@ -111,11 +113,12 @@ impl JsonObject {
         Some(strings)
     }
 
-    /// A whole number within `range`; absent or null gives `None`.
+    /// A whole number within `range`; absent gives `None`, null is rejected. A number
+    /// written with a zero fraction (`20.0`) counts as whole, as in JSON Schema.
     pub fn optional_integer(&mut self, name: &str, range: std::ops::RangeInclusive<u64>) -> Option<u64> {
         match self.fields.remove(name) {
-            None | Some(Value::Null) => None,
-            Some(Value::Number(number)) => match number.as_u64() {
+            None => None,
+            Some(Value::Number(number)) => match whole_number(&number) {
                 Some(value) if range.contains(&value) => Some(value),
                 _ => {
                     self.errors.push(FieldError::new(
@@ -149,6 +152,16 @@ impl JsonObject {
     }
 }
 
+/// The value of a JSON number that is a non-negative whole number.
+fn whole_number(number: &serde_json::Number) -> Option<u64> {
+    if let Some(value) = number.as_u64() {
+        return Some(value);
+    }
+    let value = number.as_f64()?;
+    let representable = value >= 0.0 && value.fract() == 0.0 && value <= u64::MAX as f64;
+    representable.then_some(value as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,6 +185,27 @@ mod tests {
         let error = body.finish().unwrap_err();
         let fields: Vec<&str> = error.errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, vec!["nme", "name"]);
+    }
+
+    #[test]
+    fn null_required_field_is_missing() {
+        let mut body = JsonObject::parse(&Bytes::from_static(b"{\"name\":null}"), &["name"]).unwrap();
+        assert_eq!(body.required_string("name"), None);
+        assert_eq!(body.finish().unwrap_err().errors[0].code, "required");
+    }
+
+    #[test]
+    fn null_optional_field_is_invalid() {
+        let mut body = JsonObject::parse(&Bytes::from_static(b"{\"status\":null}"), &["status"]).unwrap();
+        assert_eq!(body.optional_string("status"), None);
+        assert_eq!(body.finish().unwrap_err().errors[0].code, "invalid");
+    }
+
+    #[test]
+    fn integer_accepts_zero_fraction() {
+        let mut body = JsonObject::parse(&Bytes::from_static(b"{\"n\":69.0,\"m\":1.5}"), &["n", "m"]).unwrap();
+        assert_eq!(body.optional_integer("n", 0..=100), Some(69));
+        assert_eq!(body.optional_integer("m", 0..=100), None);
     }
 
     #[test]

@@ -54,7 +54,7 @@ fn event_query(params: &Params) -> ApiResult<EventQuery> {
         }
     }
 
-    let after = match params.get("after") {
+    let after = match params.get_raw("after") {
         None => None,
         Some(text) => match EventId::parse(text) {
             Some(id) => Some(id),
@@ -128,7 +128,7 @@ fn known_kinds() -> String {
 }
 
 fn timestamp(params: &Params, field: &str, errors: &mut Vec<FieldError>) -> Option<Timestamp> {
-    let text = params.get(field)?;
+    let text = params.get_raw(field)?;
     let parsed = Timestamp::parse(text);
     if parsed.is_none() {
         errors.push(FieldError::new(

@@ -189,7 +189,7 @@ fn paths() -> Value {
                 "x-dsync-extension": true,
                 "responses": with_errors(
                     json!({ "204": { "description": "The key is removed." } }),
-                    &["401", "404"],
+                    &["401", "404", "409"],
                 ),
             },
         }),
@@ -213,10 +213,10 @@ fn paths() -> Value {
                 "summary": "Change any subset of the settings; the others keep their values.",
                 "tags": ["directories"],
                 "x-dsync-extension": true,
-                "requestBody": json_body(schema_ref("DirectorySettingsUpdate")),
+                "requestBody": optional_json_body(schema_ref("DirectorySettingsUpdate")),
                 "responses": with_errors(
                     json!({ "200": json_response("The settings after the change.", schema_ref("DirectorySettings")) }),
-                    &["400", "401", "404", "422"],
+                    &["400", "401", "404", "409", "422"],
                 ),
             },
         }),
@@ -363,8 +363,7 @@ fn paths() -> Value {
                     query("directory_id", "Only events of this directory.", id_schema("directory_")),
                     query("range_start", "Only events created at or after this RFC 3339 time.", timestamp()),
                     query("range_end", "Only events created at or before this RFC 3339 time.", timestamp()),
-                    query("after", "Exclusive cursor: the id of the last event already read (`list_metadata.after`).", id_schema("event_")),
-                    query("before", "Accepted beside `after`, which then wins. Alone it is rejected: events page forward only.", string()),
+                    query("after", "Exclusive cursor: the id of the last event already read (`list_metadata.after`). A `before` parameter is ignored beside it and rejected alone, because events page forward only.", id_schema("event_")),
                     query("limit", "Page size, 1 to 100.", json!({ "type": "integer", "minimum": 1, "maximum": 100, "default": 10 })),
                     query("order", "Only `asc` (the default) is served.", json!({ "type": "string", "enum": ["asc"], "default": "asc" })),
                 ],
@@ -403,7 +402,7 @@ fn paths() -> Value {
                 "operationId": "updateWebhookEndpoint",
                 "summary": "Change any subset of `endpoint_url`, `status` and `events`.",
                 "tags": ["webhooks"],
-                "requestBody": json_body(schema_ref("WebhookEndpointUpdate")),
+                "requestBody": optional_json_body(schema_ref("WebhookEndpointUpdate")),
                 "responses": with_errors(
                     json!({ "200": json_response("The endpoint after the change.", schema_ref("WebhookEndpoint")) }),
                     &["400", "401", "404", "422"],
@@ -835,7 +834,7 @@ fn responses() -> Value {
         "400": error("The body is not a JSON object."),
         "401": error("The API key is missing, unknown or revoked."),
         "404": error("No such object (malformed ids included)."),
-        "409": error("The change conflicts with the current state."),
+        "409": error("The change conflicts with the current state (for example, the directory is being deleted)."),
         "422": error("A parameter or body field is invalid; `errors` lists each one."),
     })
 }
@@ -895,6 +894,11 @@ fn json_body(schema: Value) -> Value {
     json!({ "required": true, "content": { "application/json": { "schema": schema } } })
 }
 
+/// A body that may be left out; an empty body changes nothing.
+fn optional_json_body(schema: Value) -> Value {
+    json!({ "required": false, "content": { "application/json": { "schema": schema } } })
+}
+
 fn query(name: &str, description: &str, schema: Value) -> Value {
     json!({ "name": name, "in": "query", "description": description, "schema": schema })
 }
@@ -907,8 +911,14 @@ fn schema_ref(name: &str) -> Value {
     json!({ "$ref": format!("#/components/schemas/{name}") })
 }
 
+/// A prefixed ULID: the prefix, then 26 Crockford base32 characters whose
+/// first is at most 7 (a larger one overflows 128 bits).
 fn id_schema(prefix: &str) -> Value {
-    json!({ "type": "string", "description": format!("An id starting with `{prefix}`.") })
+    json!({
+        "type": "string",
+        "pattern": format!("^{prefix}[0-7][0-9A-HJKMNP-TV-Z]{{25}}$"),
+        "description": format!("An id starting with `{prefix}`."),
+    })
 }
 
 fn string() -> Value {

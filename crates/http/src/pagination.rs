@@ -49,7 +49,7 @@ pub fn page_request(params: &Params, default_order: Order) -> ApiResult<PageRequ
 }
 
 pub fn limit(params: &Params) -> Result<usize, FieldError> {
-    let Some(text) = params.get("limit") else {
+    let Some(text) = params.get_raw("limit") else {
         return Ok(DEFAULT_LIMIT);
     };
     match text.parse::<usize>() {
@@ -68,7 +68,7 @@ pub fn limit(params: &Params) -> Result<usize, FieldError> {
 }
 
 pub fn order(params: &Params, default_order: Order) -> Result<Order, FieldError> {
-    match params.get("order") {
+    match params.get_raw("order") {
         None => Ok(default_order),
         Some("asc") => Ok(Order::Asc),
         Some("desc") | Some("normal") => Ok(Order::Desc),
@@ -126,6 +126,7 @@ mod tests {
         assert_eq!(limit(&Params::parse("limit=0")).unwrap_err().code, "out_of_range");
         assert_eq!(limit(&Params::parse("limit=101")).unwrap_err().code, "out_of_range");
         assert_eq!(limit(&Params::parse("limit=ten")).unwrap_err().code, "invalid");
+        assert_eq!(limit(&Params::parse("limit=")).unwrap_err().code, "invalid");
     }
 
     #[test]

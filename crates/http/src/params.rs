@@ -35,6 +35,17 @@ impl Params {
             .map(|(_, value)| value.as_str())
     }
 
+    /// The last value of `name`, empty or not. Typed parameters (numbers,
+    /// timestamps, ids, enums) use this, so that `limit=` is rejected rather
+    /// than read as absent; no SDK sends an empty typed value.
+    pub fn get_raw(&self, name: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .rev()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
     /// Every value of `name`, in order, empty ones included.
     pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.pairs
@@ -45,7 +56,7 @@ impl Params {
 
     /// Parses an optional id parameter; a value that is not an id of this kind is a 422.
     pub fn id<T>(&self, name: &str, parse: impl Fn(&str) -> Option<T>, prefix: &str) -> ApiResult<Option<T>> {
-        match self.get(name) {
+        match self.get_raw(name) {
             None => Ok(None),
             Some(text) => match parse(text) {
                 Some(id) => Ok(Some(id)),
@@ -83,6 +94,13 @@ mod tests {
         let params = Params::parse("events=&limit=5");
         assert_eq!(params.get("events"), None);
         assert_eq!(params.get("limit"), Some("5"));
+    }
+
+    #[test]
+    fn get_raw_keeps_empty_values() {
+        let params = Params::parse("limit=");
+        assert_eq!(params.get_raw("limit"), Some(""));
+        assert_eq!(params.get_raw("order"), None);
     }
 
     #[test]
