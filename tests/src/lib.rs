@@ -17,8 +17,8 @@ pub const API_KEY: &str = "sk_e2e_test_key_0123456789abcdefghijklmnop";
 /// How long a test waits for an asynchronous result (a sync after an upload).
 pub const WAIT: Duration = Duration::from_secs(20);
 
-/// The `dsync` binary: `DSYNC_BIN`, or the one beside this test in the
-/// target dir.
+/// Returns the `dsync` binary: `DSYNC_BIN`, or the one beside this test in
+/// the target dir.
 ///
 /// Note that `cargo test --workspace` builds it; `cargo test -p dsync-tests`
 /// alone does not, so run `cargo build -p dsync-cli` first in that case. (The
@@ -47,7 +47,7 @@ pub fn dsync_binary() -> PathBuf {
         .clone()
 }
 
-/// A free loopback port: bound to port 0, then released for the server.
+/// Returns a free loopback port: bound to port 0, then released for the server.
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
     listener.local_addr().unwrap().port()
@@ -113,7 +113,7 @@ impl Server {
         self.dir.path().join("data")
     }
 
-    /// The server's log so far, for failure messages.
+    /// Returns the server's log so far, for failure messages.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("serve.log")).unwrap_or_default()
     }
@@ -232,7 +232,7 @@ impl Server {
         );
     }
 
-    /// The directory's sync records, newest first.
+    /// Lists the directory's sync records, newest first.
     pub fn syncs(&self, directory: &LinkedDirectory) -> Vec<Value> {
         self.dsync_json(&["sync", "list", &directory.id])
             .as_array()

@@ -11,7 +11,7 @@ fn user<'a>(users: &'a [Value], idp_id: &str) -> &'a Value {
 }
 
 #[test]
-fn serve_duplicate_user_id_rows_keep_the_previous_user() {
+fn serve_duplicate_user_id_keeps_user() {
     let server = Server::start();
     let directory = server.linked_directory("org_duplicates");
     server.upload(&directory, &[(&fixture("users-four.csv"), "users.csv")]);
@@ -67,7 +67,7 @@ fn serve_header_only_export_is_held_until_approved() {
 }
 
 #[test]
-fn serve_email_case_and_spaces_update_the_same_user() {
+fn serve_email_case_keeps_user_id() {
     let server = Server::start();
     let directory = server.linked_directory("org_email_case");
     server.upload(

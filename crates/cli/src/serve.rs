@@ -34,7 +34,7 @@ pub enum LogFormat {
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Where the database, the host key and every directory's upload folder live.
+    /// Data dir: the database, the host key and every directory's upload folder.
     #[arg(long, default_value = "./dsync-data", env = "DSYNC_DATA_DIR")]
     data_dir: PathBuf,
 

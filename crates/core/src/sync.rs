@@ -3,12 +3,15 @@
 //! A reconcile lists the directory's uploads, reads the newest file of each
 //! kind, plans against the stored state and then commits (applied), or saves
 //! the record alone (held, rejected, failed). The report is written back to
-//! the folder's `results/`. Callers serialise reconciles of one directory
-//! (the local app holds a mutex per directory, the AWS ingest function a
-//! lease); the store's `commit_sync` still rejects a plan made from stale
-//! state, and a reconcile then re-plans.
+//! the folder's `results/`.
+//!
+//! Callers serialise reconciles of one directory: the local app runs one at
+//! a time per directory, the AWS ingest function holds a lease. The store's
+//! `commit_sync` still rejects a plan made from stale state, and the
+//! reconcile then plans again.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 
 use crate::ids::SyncId;
 use crate::model::Directory;
@@ -24,7 +27,7 @@ use crate::upload::{newest_per_kind, read_snapshot, ReadLimits, Upload};
 /// another writer changed the directory first.
 const COMMIT_ATTEMPTS: usize = 3;
 
-/// What one reconcile did.
+/// The result of one reconcile.
 #[derive(Debug)]
 pub enum ReconcileOutcome {
     /// The folder holds no recognised upload; nothing was written.
@@ -40,6 +43,22 @@ pub enum ReconcileOutcome {
         /// itself stands.
         report_error: Option<StoreError>,
     },
+}
+
+/// Returns a new sync id that sorts after every id this process generated
+/// before, even within one millisecond, because "the newest sync" of a
+/// directory is the one with the greatest id.
+fn next_sync_id() -> SyncId {
+    static GENERATOR: Mutex<ulid::Generator> = Mutex::new(ulid::Generator::new());
+    let generated = GENERATOR
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .generate();
+    match generated {
+        Ok(ulid) => SyncId::from_ulid(ulid),
+        // The random part overflowed within one millisecond: fall back to a fresh id.
+        Err(_) => SyncId::generate(),
+    }
 }
 
 /// The name of a sync report inside `results/`: the sync's finish time, then
@@ -187,7 +206,7 @@ impl Services {
             return Ok(ReconcileOutcome::NoUploads);
         }
 
-        let sync_id = SyncId::generate();
+        let sync_id = next_sync_id();
         let mut record = new_record(&directory, sync_id.clone(), started_at);
 
         let snapshot = match read_chosen(self, &directory, &chosen).await {

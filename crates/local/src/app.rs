@@ -33,7 +33,7 @@ pub struct SftpEndpoint {
 }
 
 impl Default for SftpEndpoint {
-    /// The default `--sftp-listen` of `dsync serve`.
+    /// Returns the default `--sftp-listen` of `dsync serve`.
     fn default() -> Self {
         Self {
             host: "127.0.0.1".to_owned(),

@@ -111,7 +111,7 @@ async fn commit_sync_failing_step_leaves_nothing_behind() {
 }
 
 #[tokio::test]
-async fn commit_sync_rejects_a_plan_started_before_the_last_commit() {
+async fn commit_sync_rejects_stale_start() {
     let test = TestStore::new();
     let directory = test.directory("org_race").await;
 
@@ -152,7 +152,7 @@ async fn commit_sync_rejects_a_plan_started_before_the_last_commit() {
 }
 
 #[tokio::test]
-async fn commit_sync_restamps_event_ids_that_would_sort_before_stored_ones() {
+async fn commit_sync_restamps_older_event_ids() {
     let test = TestStore::new();
     let directory = test.directory("org_order").await;
     commit_files(test.store(), &directory, &[("users.csv", &users_csv(3))]).await;
@@ -197,7 +197,7 @@ async fn commit_sync_restamps_event_ids_that_would_sort_before_stored_ones() {
 }
 
 #[tokio::test]
-async fn commit_sync_queues_webhook_deliveries_for_subscribed_enabled_endpoints() {
+async fn commit_sync_queues_subscribed_deliveries() {
     let test = TestStore::new();
     let directory = test.directory("org_hooks").await;
     let every = endpoint(&[], WebhookStatus::Enabled);
@@ -239,4 +239,24 @@ async fn append_events_queues_deliveries_by_event_name() {
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].event, EventKind::Activated);
     assert_eq!(delivery_rows(&test, &activations.id).len(), 1);
+}
+
+#[tokio::test]
+async fn purge_events_deletes_old_events() {
+    let test = TestStore::new();
+    let directory = test.directory("org_retention").await;
+    let hook = endpoint(&[], WebhookStatus::Enabled);
+    test.store().create_endpoint(&hook).await.unwrap();
+    commit_files(test.store(), &directory, &[("users.csv", &users_csv(2))]).await;
+    let cutoff = Timestamp::now();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    commit_files(test.store(), &directory, &[("users.csv", &users_csv(3))]).await;
+
+    let deleted = test.store().purge_events_before(cutoff).await.unwrap();
+
+    assert_eq!(deleted, 2);
+    let events = all_events(&test).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].data["idp_id"], "3");
+    assert_eq!(delivery_rows(&test, &hook.id).len(), 1);
 }

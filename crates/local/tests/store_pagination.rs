@@ -117,7 +117,7 @@ async fn list_users_descending_pages_cover_every_user_once() {
 }
 
 #[tokio::test]
-async fn list_users_before_cursor_walks_back_without_gap_or_repeat() {
+async fn list_users_before_cursor_walks_back() {
     let (test, directory) = store_with_users().await;
     for order in [Order::Asc, Order::Desc] {
         let (forward, backward) = walk(

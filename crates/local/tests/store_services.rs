@@ -58,7 +58,7 @@ async fn synced(outcome: Result<ReconcileOutcome, ServiceError>) -> dsync_core::
 }
 
 #[tokio::test]
-async fn reconcile_twice_with_the_same_files_writes_nothing_the_second_time() {
+async fn reconcile_same_files_writes_nothing() {
     let test = TestStore::new();
     let directory = test.directory("org_idempotent").await;
     put_upload(&test, &directory, "users.csv", &users_csv(4)).await;
@@ -165,7 +165,7 @@ async fn held_directory(
 }
 
 #[tokio::test]
-async fn header_only_users_file_is_held_and_changes_nothing() {
+async fn reconcile_header_only_file_is_held() {
     let test = TestStore::new();
     let (directory, held) = held_directory(&test).await;
 
@@ -182,7 +182,7 @@ async fn header_only_users_file_is_held_and_changes_nothing() {
     );
     assert_eq!(events_of(&test, EventKind::UserDeleted).await, 0);
 
-    // The periodic re-sync sees the same files and does not hold them again.
+    // A periodic re-sync of the same files does not hold them again.
     let again = test
         .services()
         .reconcile_outcome(&directory.id)
@@ -254,7 +254,7 @@ async fn approve_fails_when_the_held_file_changed() {
 }
 
 #[tokio::test]
-async fn discard_keeps_the_state_and_later_reconciles_skip_the_files() {
+async fn discard_keeps_state_and_skips_files() {
     let test = TestStore::new();
     let (directory, held) = held_directory(&test).await;
 
@@ -282,7 +282,7 @@ async fn discard_keeps_the_state_and_later_reconciles_skip_the_files() {
 }
 
 #[tokio::test]
-async fn add_key_links_once_and_rejects_a_key_registered_elsewhere() {
+async fn add_key_rejects_key_of_other_directory() {
     let test = TestStore::new();
     let first = test.directory("org_one").await;
     let second = test.directory("org_two").await;
@@ -305,7 +305,7 @@ async fn add_key_links_once_and_rejects_a_key_registered_elsewhere() {
 }
 
 #[tokio::test]
-async fn add_key_rejects_an_invalid_key_with_the_field_named() {
+async fn add_key_invalid_key_names_field() {
     let test = TestStore::new();
     let directory = test.directory("org_badkey").await;
 
@@ -321,14 +321,14 @@ async fn add_key_rejects_an_invalid_key_with_the_field_named() {
 }
 
 #[tokio::test]
-async fn delete_directory_resumes_after_a_crash_and_emits_deleted_once() {
+async fn delete_directory_resumes_after_crash() {
     let test = TestStore::new();
     let directory = test.directory("org_offboard").await;
     test.services().add_key(&directory.id, KEY).await.unwrap();
     put_upload(&test, &directory, "users.csv", &users_csv(3)).await;
     synced(test.services().reconcile_outcome(&directory.id).await).await;
 
-    // A crash right after the first step: the status says deleting, nothing else happened.
+    // A crash right after the first step: the status is deleting and nothing else happened.
     let mut deleting = test
         .store()
         .get_directory(&directory.id)

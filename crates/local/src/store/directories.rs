@@ -169,7 +169,9 @@ impl Directories for SqliteStore {
     async fn purge_directory(&self, id: &DirectoryId) -> StoreResult<()> {
         let id = id.clone();
         self.run(move |connection| {
-            let transaction = connection.transaction().map_err(sql_error)?;
+            let transaction = connection
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(sql_error)?;
             transaction
                 .execute(
                     "DELETE FROM completed_uploads WHERE sftp_username IN \

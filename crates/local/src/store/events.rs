@@ -83,9 +83,9 @@ pub(crate) fn insert_events(connection: &Connection, events: &[Event]) -> StoreR
             .map_err(sql_error)?;
 
         for (endpoint_id, subscribed) in &endpoints {
-            let wanted =
+            let subscribed_to_event =
                 subscribed.is_empty() || subscribed.iter().any(|name| name == event.event.as_str());
-            if !wanted {
+            if !subscribed_to_event {
                 continue;
             }
             connection
@@ -171,7 +171,9 @@ fn build_event(
 
 pub(crate) fn purge_before(connection: &mut Connection, cutoff: Timestamp) -> StoreResult<usize> {
     let cutoff = cutoff.to_string();
-    let transaction = connection.transaction().map_err(sql_error)?;
+    let transaction = connection
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(sql_error)?;
     transaction
         .execute(
             "DELETE FROM webhook_deliveries WHERE event_id IN (SELECT id FROM events WHERE created_at < ?1)",
@@ -196,7 +198,9 @@ impl Events for SqliteStore {
     async fn append_events(&self, events: &[Event]) -> StoreResult<()> {
         let events = events.to_vec();
         self.run(move |connection| {
-            let transaction = connection.transaction().map_err(sql_error)?;
+            let transaction = connection
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(sql_error)?;
             insert_events(&transaction, &events)?;
             transaction.commit().map_err(sql_error)
         })

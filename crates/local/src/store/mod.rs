@@ -4,6 +4,9 @@
 //! each call runs on tokio's blocking pool. The database is in WAL mode with a
 //! busy timeout, so other processes (operator commands) and the webhook
 //! worker's own connection can use the same file while `dsync serve` runs.
+//! Every write transaction is IMMEDIATE: it takes the write lock before its
+//! first read, so two processes never deadlock upgrading a read lock, and
+//! the busy timeout makes the second one wait instead of failing.
 
 mod api_keys;
 mod data;
@@ -26,7 +29,7 @@ use rusqlite::Connection;
 pub use events::EVENT_RETENTION_DAYS;
 pub use uploads::CompletedUpload;
 
-/// The database file inside a data dir.
+/// Returns the database file of a data dir.
 pub fn database_path(data_dir: &Path) -> PathBuf {
     data_dir.join("dsync.sqlite3")
 }

@@ -54,7 +54,7 @@ impl SqliteStore {
         .await
     }
 
-    /// The completed uploads recorded for `username`.
+    /// Lists the completed uploads recorded for `username`.
     pub async fn completed_uploads(&self, username: &str) -> StoreResult<Vec<CompletedUpload>> {
         let username = username.to_owned();
         self.run(move |connection| {

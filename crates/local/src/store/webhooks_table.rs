@@ -159,7 +159,9 @@ impl WebhookEndpoints for SqliteStore {
     async fn delete_endpoint(&self, id: &WebhookEndpointId) -> StoreResult<bool> {
         let id = id.clone();
         self.run(move |connection| {
-            let transaction = connection.transaction().map_err(sql_error)?;
+            let transaction = connection
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(sql_error)?;
             // Pending deliveries to a deleted endpoint would never succeed.
             transaction
                 .execute(
