@@ -105,8 +105,8 @@ sftp -q -b "$work/sftp_batch" -i "$work/uploader_key" -P "$sftp_port" \
     -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR \
     "$sftp_user@127.0.0.1" || fail "sftp upload failed"
 
-# Processing starts when each upload closes; wait until all 25 users are in,
-# 15 of them with groups (12 in Engineering, 5 in Support, 2 in both).
+# Processing starts when each upload closes. Wait until all 25 users are in
+# and 15 of them have groups: 12 in Engineering, 5 in Support, 2 in both.
 synced=""
 for _ in $(seq 1 200); do
     synced=$(curl -fsS -H "Authorization: Bearer $DSYNC_API_KEY" \

@@ -21,7 +21,11 @@ pub fn hash_api_key(secret: &str) -> String {
 }
 
 /// Middleware that rejects a request without a valid, unrevoked key with 401.
-pub async fn require_api_key(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn require_api_key(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let Some(secret) = bearer_secret(&request) else {
         return unauthorized("missing API key: send the header `Authorization: Bearer <api key>`");
     };
@@ -49,7 +53,11 @@ pub async fn require_api_key(State(state): State<AppState>, request: Request, ne
 
 /// The secret after `Bearer ` (scheme case-insensitive), when present and not empty.
 fn bearer_secret(request: &Request) -> Option<&str> {
-    let value = request.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let value = request
+        .headers()
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, secret) = value.split_once(' ')?;
     let secret = secret.trim();
     if !scheme.eq_ignore_ascii_case("bearer") || secret.is_empty() {
@@ -59,7 +67,8 @@ fn bearer_secret(request: &Request) -> Option<&str> {
 }
 
 fn unauthorized(message: &str) -> Response {
-    let mut response = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message).into_response();
+    let mut response =
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message).into_response();
     response.headers_mut().insert(
         header::WWW_AUTHENTICATE,
         header::HeaderValue::from_static("Bearer"),

@@ -23,7 +23,10 @@ impl Background {
         T: Send + 'static,
     {
         {
-            let mut running = self.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut running = self
+                .running
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             if !running.insert(key.clone()) {
                 return false;
             }

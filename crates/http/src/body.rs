@@ -49,7 +49,10 @@ impl JsonObject {
                 FieldError::new(
                     name,
                     "unknown_field",
-                    format!("unknown field `{name}`; allowed fields: {}", allowed.join(", ")),
+                    format!(
+                        "unknown field `{name}`; allowed fields: {}",
+                        allowed.join(", ")
+                    ),
                 )
             })
             .collect();
@@ -60,28 +63,34 @@ impl JsonObject {
     pub fn required_string(&mut self, name: &str) -> Option<String> {
         if matches!(self.fields.get(name), None | Some(Value::Null)) {
             self.fields.remove(name);
-            self.errors
-                .push(FieldError::new(name, "required", format!("`{name}` is required and must be a string")));
+            self.errors.push(FieldError::new(
+                name,
+                "required",
+                format!("`{name}` is required and must be a string"),
+            ));
             return None;
         }
         self.optional_string(name)
     }
 
-    /// A string field; absent gives `None`. Null is rejected, so that a
+    /// Takes a string field; absent gives `None`. Null is rejected, so that a
     /// client expecting null to clear a value learns that it does not.
     pub fn optional_string(&mut self, name: &str) -> Option<String> {
         match self.fields.remove(name) {
             None => None,
             Some(Value::String(text)) => Some(text),
             Some(_) => {
-                self.errors
-                    .push(FieldError::new(name, "invalid", format!("`{name}` must be a string")));
+                self.errors.push(FieldError::new(
+                    name,
+                    "invalid",
+                    format!("`{name}` must be a string"),
+                ));
                 None
             }
         }
     }
 
-    /// An array of strings; absent gives `None`, null is rejected.
+    /// Takes an array of strings; absent gives `None`, null is rejected.
     pub fn optional_string_list(&mut self, name: &str) -> Option<Vec<String>> {
         let value = self.fields.remove(name)?;
         let items = match value {
@@ -113,9 +122,13 @@ impl JsonObject {
         Some(strings)
     }
 
-    /// A whole number within `range`; absent gives `None`, null is rejected. A number
+    /// Takes a whole number within `range`; absent gives `None`, null is rejected. A number
     /// written with a zero fraction (`20.0`) counts as whole, as in JSON Schema.
-    pub fn optional_integer(&mut self, name: &str, range: std::ops::RangeInclusive<u64>) -> Option<u64> {
+    pub fn optional_integer(
+        &mut self,
+        name: &str,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Option<u64> {
         match self.fields.remove(name) {
             None => None,
             Some(Value::Number(number)) => match whole_number(&number) {
@@ -124,14 +137,21 @@ impl JsonObject {
                     self.errors.push(FieldError::new(
                         name,
                         "out_of_range",
-                        format!("`{name}` must be a whole number from {} to {}", range.start(), range.end()),
+                        format!(
+                            "`{name}` must be a whole number from {} to {}",
+                            range.start(),
+                            range.end()
+                        ),
                     ));
                     None
                 }
             },
             Some(_) => {
-                self.errors
-                    .push(FieldError::new(name, "invalid", format!("`{name}` must be a number")));
+                self.errors.push(FieldError::new(
+                    name,
+                    "invalid",
+                    format!("`{name}` must be a number"),
+                ));
                 None
             }
         }
@@ -152,7 +172,7 @@ impl JsonObject {
     }
 }
 
-/// The value of a JSON number that is a non-negative whole number.
+/// Returns the value of a JSON number that is a non-negative whole number.
 fn whole_number(number: &serde_json::Number) -> Option<u64> {
     if let Some(value) = number.as_u64() {
         return Some(value);
@@ -174,13 +194,16 @@ mod tests {
 
     #[test]
     fn malformed_json_is_bad_request() {
-        let error = JsonObject::parse(&Bytes::from_static(b"{\"name\":"), &["name"]).err().unwrap();
+        let error = JsonObject::parse(&Bytes::from_static(b"{\"name\":"), &["name"])
+            .err()
+            .unwrap();
         assert_eq!(error.status, StatusCode::BAD_REQUEST);
     }
 
     #[test]
     fn unknown_and_missing_fields_are_listed() {
-        let mut body = JsonObject::parse(&Bytes::from_static(b"{\"nme\":\"x\"}"), &["name"]).unwrap();
+        let mut body =
+            JsonObject::parse(&Bytes::from_static(b"{\"nme\":\"x\"}"), &["name"]).unwrap();
         assert_eq!(body.required_string("name"), None);
         let error = body.finish().unwrap_err();
         let fields: Vec<&str> = error.errors.iter().map(|e| e.field.as_str()).collect();
@@ -189,28 +212,32 @@ mod tests {
 
     #[test]
     fn null_required_field_is_missing() {
-        let mut body = JsonObject::parse(&Bytes::from_static(b"{\"name\":null}"), &["name"]).unwrap();
+        let mut body =
+            JsonObject::parse(&Bytes::from_static(b"{\"name\":null}"), &["name"]).unwrap();
         assert_eq!(body.required_string("name"), None);
         assert_eq!(body.finish().unwrap_err().errors[0].code, "required");
     }
 
     #[test]
     fn null_optional_field_is_invalid() {
-        let mut body = JsonObject::parse(&Bytes::from_static(b"{\"status\":null}"), &["status"]).unwrap();
+        let mut body =
+            JsonObject::parse(&Bytes::from_static(b"{\"status\":null}"), &["status"]).unwrap();
         assert_eq!(body.optional_string("status"), None);
         assert_eq!(body.finish().unwrap_err().errors[0].code, "invalid");
     }
 
     #[test]
     fn integer_accepts_zero_fraction() {
-        let mut body = JsonObject::parse(&Bytes::from_static(b"{\"n\":69.0,\"m\":1.5}"), &["n", "m"]).unwrap();
+        let mut body =
+            JsonObject::parse(&Bytes::from_static(b"{\"n\":69.0,\"m\":1.5}"), &["n", "m"]).unwrap();
         assert_eq!(body.optional_integer("n", 0..=100), Some(69));
         assert_eq!(body.optional_integer("m", 0..=100), None);
     }
 
     #[test]
     fn wrong_type_is_invalid() {
-        let mut body = JsonObject::parse(&Bytes::from_static(b"{\"events\":[1]}"), &["events"]).unwrap();
+        let mut body =
+            JsonObject::parse(&Bytes::from_static(b"{\"events\":[1]}"), &["events"]).unwrap();
         assert_eq!(body.optional_string_list("events"), None);
         assert_eq!(body.finish().unwrap_err().errors[0].code, "invalid");
     }

@@ -17,7 +17,7 @@ use crate::pagination::{list_json, page_request};
 use crate::params::Params;
 use crate::AppState;
 
-/// The REST directory object with this deployment's SFTP endpoint.
+/// Builds the REST directory object with this deployment's SFTP endpoint.
 pub fn directory_json(state: &AppState, directory: &Directory) -> Value {
     wire::directory_json(directory, &state.config.sftp_host, state.config.sftp_port)
 }
@@ -48,8 +48,14 @@ pub async fn list(State(state): State<AppState>, params: Params) -> ApiResult<Js
         search: params.get("search").map(str::to_owned),
     };
 
-    let directories = state.services.store.list_directories(&filter, &page).await?;
-    Ok(Json(list_json(&directories, |directory| directory_json(&state, directory))))
+    let directories = state
+        .services
+        .store
+        .list_directories(&filter, &page)
+        .await?;
+    Ok(Json(list_json(&directories, |directory| {
+        directory_json(&state, directory)
+    })))
 }
 
 /// `GET /directories/{id}`.
@@ -64,8 +70,15 @@ pub async fn create(State(state): State<AppState>, body: Bytes) -> ApiResult<Res
     let mut body = JsonObject::parse(&body, &["organization_id", "name"])?;
     let organization_id = body.required_string("organization_id");
     let name = body.required_string("name");
-    if organization_id.as_deref().is_some_and(|text| text.trim().is_empty()) {
-        body.reject("organization_id", "invalid", "`organization_id` must not be empty");
+    if organization_id
+        .as_deref()
+        .is_some_and(|text| text.trim().is_empty())
+    {
+        body.reject(
+            "organization_id",
+            "invalid",
+            "`organization_id` must not be empty",
+        );
     }
     if name.as_deref().is_some_and(|text| text.trim().is_empty()) {
         body.reject("name", "invalid", "`name` must not be empty");
@@ -79,16 +92,29 @@ pub async fn create(State(state): State<AppState>, body: Bytes) -> ApiResult<Res
         .services
         .create_directory(organization_id.trim(), name.trim())
         .await?;
-    Ok((StatusCode::CREATED, Json(directory_json(&state, &directory))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(directory_json(&state, &directory)),
+    )
+        .into_response())
 }
 
 /// `DELETE /directories/{id}`: starts offboarding in the background and
 /// returns 202 at once. Idempotent: an id that names no directory (already
 /// offboarded, or never created) gets 204, and a retry while offboarding
 /// runs gets 202 without starting a second run.
-pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     let directory_id = parse_directory_id(&id)?;
-    if state.services.store.get_directory(&directory_id).await?.is_none() {
+    if state
+        .services
+        .store
+        .get_directory(&directory_id)
+        .await?
+        .is_none()
+    {
         return Ok(StatusCode::NO_CONTENT);
     }
 
@@ -103,7 +129,7 @@ pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Ap
 }
 
 /// `POST /directories/{id}/sync`: reconciles the directory from its newest
-/// uploads in the background; answers 202 `{"status": "queued"}`.
+/// uploads in the background and returns 202 `{"status": "queued"}`.
 pub async fn sync(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     let directory = load_directory(&state, &id).await?;
 
@@ -112,7 +138,7 @@ pub async fn sync(State(state): State<AppState>, Path(id): Path<String>) -> ApiR
     } else {
         // NOTE: without a sync queue, a request that arrives while a
         // reconcile of the same directory runs starts its own; the store's
-        // optimistic check rejects the loser, and the log says so.
+        // optimistic check rejects the loser, and the log records it.
         let services = state.services.clone();
         let target = directory.id.clone();
         state.background.spawn_once(

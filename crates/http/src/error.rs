@@ -137,7 +137,10 @@ pub async fn route_not_found(uri: axum::http::Uri) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "route_not_found",
-        format!("no route for {}; GET /openapi.json lists every route", uri.path()),
+        format!(
+            "no route for {}; GET /openapi.json lists every route",
+            uri.path()
+        ),
     )
 }
 
@@ -146,7 +149,10 @@ pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
-        format!("{method} is not allowed on {}; GET /openapi.json lists the methods of each route", uri.path()),
+        format!(
+            "{method} is not allowed on {}; GET /openapi.json lists the methods of each route",
+            uri.path()
+        ),
     )
 }
 
@@ -175,7 +181,10 @@ pub async fn json_error_bodies(response: Response) -> Response {
         Err(_) => String::new(),
     };
     let message = if text.is_empty() {
-        status.canonical_reason().unwrap_or("request failed").to_owned()
+        status
+            .canonical_reason()
+            .unwrap_or("request failed")
+            .to_owned()
     } else {
         text
     };

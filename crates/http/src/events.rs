@@ -13,11 +13,12 @@ use crate::pagination::{self, list_json};
 use crate::params::Params;
 use crate::AppState;
 
-/// Filters: `events` (one comma-separated value as both SDKs send it, also
-/// repeated `events` or `events[]`; absent or empty means every type),
-/// `organization_id`, `directory_id` (extension), `range_start`, `range_end`
-/// (RFC 3339). `after` combines with every filter, because the Python SDK's
-/// auto-pager resends the range with each cursor.
+/// Lists events. `events` is one comma-separated value as both SDKs send it,
+/// or repeated `events` / `events[]`, and absent or empty means every type.
+/// The other filters are `organization_id`, `directory_id` (extension),
+/// `range_start` and `range_end` (RFC 3339). `after` combines with every
+/// filter, because the Python SDK's auto-pager resends the range with each
+/// cursor.
 pub async fn list(State(state): State<AppState>, params: Params) -> ApiResult<Json<Value>> {
     let query = event_query(&params)?;
     let events = state.services.store.list_events(&query).await?;
@@ -107,14 +108,21 @@ fn event_kinds(params: &Params, errors: &mut Vec<FieldError>) -> Vec<EventKind> 
         .map(|value| ("events", value))
         .chain(params.all("events[]").map(|value| ("events[]", value)))
     {
-        for name in value.split(',').map(str::trim).filter(|name| !name.is_empty()) {
+        for name in value
+            .split(',')
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+        {
             match EventKind::parse(name) {
                 Some(kind) if !kinds.contains(&kind) => kinds.push(kind),
                 Some(_) => {}
                 None => errors.push(FieldError::new(
                     field,
                     "invalid",
-                    format!("unknown event type `{name}`; known types: {}", known_kinds()),
+                    format!(
+                        "unknown event type `{name}`; known types: {}",
+                        known_kinds()
+                    ),
                 )),
             }
         }

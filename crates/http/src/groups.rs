@@ -46,7 +46,8 @@ pub async fn list(State(state): State<AppState>, params: Params) -> ApiResult<Js
 
 /// `GET /directory_groups/{id}`.
 pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    let group_id = GroupId::parse(&id).ok_or_else(|| ApiError::not_found("directory group", &id))?;
+    let group_id =
+        GroupId::parse(&id).ok_or_else(|| ApiError::not_found("directory group", &id))?;
     let group = state
         .services
         .store

@@ -33,13 +33,19 @@ fn key_json(key: &SshKeyRecord) -> Value {
 pub async fn list(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let directory = load_directory(&state, &id).await?;
     let keys = state.services.store.list_keys(&directory.id).await?;
-    Ok(Json(complete_list_json(keys.iter().map(key_json).collect())))
+    Ok(Json(complete_list_json(
+        keys.iter().map(key_json).collect(),
+    )))
 }
 
 /// `POST /directories/{id}/ssh_keys`: `{public_key}` holding one OpenSSH
 /// public key line. The first key links the directory and emits
 /// `dsync.activated`.
-pub async fn add(State(state): State<AppState>, Path(id): Path<String>, body: Bytes) -> ApiResult<Response> {
+pub async fn add(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
     let directory_id = parse_directory_id(&id)?;
 
     let mut body = JsonObject::parse(&body, &["public_key"])?;

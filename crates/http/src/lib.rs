@@ -2,7 +2,7 @@
 //! Sync, Events and webhook-endpoint routes, plus the operator extensions
 //! (directories, SSH keys, settings, sync reports).
 //!
-//! The router sees storage only through [`dsync_core::service::Services`], so
+//! The router reaches storage only through [`dsync_core::service::Services`], so
 //! the same value runs under `axum::serve` locally and under `lambda_http` on
 //! AWS. Every route except `GET /health` and `GET /openapi.json` needs
 //! `Authorization: Bearer <api key>`.
@@ -47,14 +47,15 @@ pub struct ApiConfig {
     pub sftp_host: String,
     /// SFTP port shown beside the host.
     pub sftp_port: u16,
-    /// How `POST /directories/{id}/sync` starts a reconcile. `None` spawns
-    /// `Services::reconcile` on a task; a deployment with its own sync queue
-    /// (one reconcile per directory at a time) passes it here instead.
+    /// The reconcile starter behind `POST /directories/{id}/sync`. With
+    /// `None` the router spawns `Services::reconcile` on a task. A deployment
+    /// with its own sync queue (one reconcile per directory at a time) passes
+    /// that queue here instead.
     pub sync_trigger: Option<SyncTrigger>,
 }
 
 impl ApiConfig {
-    /// A config showing this SFTP endpoint, with no sync queue of its own.
+    /// Creates a config that shows this SFTP endpoint and has no sync queue.
     pub fn new(sftp_host: impl Into<String>, sftp_port: u16) -> Self {
         Self {
             sftp_host: sftp_host.into(),

@@ -253,7 +253,10 @@ fn paths() -> Value {
     );
     for (action, summary) in [
         ("approve", "Apply a sync held by the mass-deletion guard."),
-        ("discard", "Drop a sync held by the mass-deletion guard; nothing changes."),
+        (
+            "discard",
+            "Drop a sync held by the mass-deletion guard; nothing changes.",
+        ),
     ] {
         let operation_id = format!("{action}Sync");
         paths.insert(
@@ -607,7 +610,10 @@ fn schemas() -> Value {
             },
         }),
     );
-    schemas.insert("EventType".into(), json!({ "type": "string", "enum": event_types }));
+    schemas.insert(
+        "EventType".into(),
+        json!({ "type": "string", "enum": event_types }),
+    );
     schemas.insert(
         "Event".into(),
         json!({
@@ -894,7 +900,7 @@ fn json_body(schema: Value) -> Value {
     json!({ "required": true, "content": { "application/json": { "schema": schema } } })
 }
 
-/// A body that may be left out; an empty body changes nothing.
+/// Describes a body that may be left out; an empty body changes nothing.
 fn optional_json_body(schema: Value) -> Value {
     json!({ "required": false, "content": { "application/json": { "schema": schema } } })
 }
@@ -911,8 +917,8 @@ fn schema_ref(name: &str) -> Value {
     json!({ "$ref": format!("#/components/schemas/{name}") })
 }
 
-/// A prefixed ULID: the prefix, then 26 Crockford base32 characters whose
-/// first is at most 7 (a larger one overflows 128 bits).
+/// Describes a prefixed ULID: the prefix, then 26 Crockford base32
+/// characters whose first is at most 7 (a larger one overflows 128 bits).
 fn id_schema(prefix: &str) -> Value {
     json!({
         "type": "string",

@@ -80,7 +80,7 @@ pub fn order(params: &Params, default_order: Order) -> Result<Order, FieldError>
     }
 }
 
-/// The list envelope. `list_metadata.after` is JSON null on the last page,
+/// Builds the list envelope. `list_metadata.after` is JSON null on the last page,
 /// never an empty string, because the Node auto-pager loops while it is truthy.
 pub fn list_json<T>(page: &Page<T>, item_json: impl Fn(&T) -> Value) -> Value {
     let data: Vec<Value> = page.data.iter().map(item_json).collect();
@@ -94,7 +94,7 @@ pub fn list_json<T>(page: &Page<T>, item_json: impl Fn(&T) -> Value) -> Value {
     })
 }
 
-/// A list that is never paged (for example a directory's SSH keys).
+/// Builds the envelope of a list that is never paged, such as a directory's SSH keys.
 pub fn complete_list_json(data: Vec<Value>) -> Value {
     json!({
         "object": "list",
@@ -123,15 +123,27 @@ mod tests {
 
     #[test]
     fn limit_rejects_zero_and_over_hundred() {
-        assert_eq!(limit(&Params::parse("limit=0")).unwrap_err().code, "out_of_range");
-        assert_eq!(limit(&Params::parse("limit=101")).unwrap_err().code, "out_of_range");
-        assert_eq!(limit(&Params::parse("limit=ten")).unwrap_err().code, "invalid");
+        assert_eq!(
+            limit(&Params::parse("limit=0")).unwrap_err().code,
+            "out_of_range"
+        );
+        assert_eq!(
+            limit(&Params::parse("limit=101")).unwrap_err().code,
+            "out_of_range"
+        );
+        assert_eq!(
+            limit(&Params::parse("limit=ten")).unwrap_err().code,
+            "invalid"
+        );
         assert_eq!(limit(&Params::parse("limit=")).unwrap_err().code, "invalid");
     }
 
     #[test]
     fn order_normal_means_desc() {
-        assert_eq!(order(&Params::parse("order=normal"), Order::Asc), Ok(Order::Desc));
+        assert_eq!(
+            order(&Params::parse("order=normal"), Order::Asc),
+            Ok(Order::Desc)
+        );
         assert_eq!(order(&Params::parse(""), Order::Asc), Ok(Order::Asc));
     }
 

@@ -25,7 +25,7 @@ impl Params {
         Self { pairs }
     }
 
-    /// The last value of `name`, when present and not empty. An empty value
+    /// Returns the last value of `name`, when present and not empty. An empty value
     /// counts as absent because the Python SDK sends `events=` for "no filter".
     pub fn get(&self, name: &str) -> Option<&str> {
         self.pairs
@@ -35,7 +35,7 @@ impl Params {
             .map(|(_, value)| value.as_str())
     }
 
-    /// The last value of `name`, empty or not. Typed parameters (numbers,
+    /// Returns the last value of `name`, empty or not. Typed parameters (numbers,
     /// timestamps, ids, enums) use this, so that `limit=` is rejected rather
     /// than read as absent; no SDK sends an empty typed value.
     pub fn get_raw(&self, name: &str) -> Option<&str> {
@@ -46,7 +46,7 @@ impl Params {
             .map(|(_, value)| value.as_str())
     }
 
-    /// Every value of `name`, in order, empty ones included.
+    /// Returns every value of `name`, in order, empty ones included.
     pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.pairs
             .iter()
@@ -55,7 +55,12 @@ impl Params {
     }
 
     /// Parses an optional id parameter; a value that is not an id of this kind is a 422.
-    pub fn id<T>(&self, name: &str, parse: impl Fn(&str) -> Option<T>, prefix: &str) -> ApiResult<Option<T>> {
+    pub fn id<T>(
+        &self,
+        name: &str,
+        parse: impl Fn(&str) -> Option<T>,
+        prefix: &str,
+    ) -> ApiResult<Option<T>> {
         match self.get_raw(name) {
             None => Ok(None),
             Some(text) => match parse(text) {
@@ -86,7 +91,10 @@ mod tests {
     fn parse_decodes_plus_and_comma() {
         let params = Params::parse("search=Acme+Corp&events=dsync.user.created%2Cdsync.deleted");
         assert_eq!(params.get("search"), Some("Acme Corp"));
-        assert_eq!(params.get("events"), Some("dsync.user.created,dsync.deleted"));
+        assert_eq!(
+            params.get("events"),
+            Some("dsync.user.created,dsync.deleted")
+        );
     }
 
     #[test]

@@ -74,6 +74,9 @@ pub async fn update(
         settings.inactive_users = inactive;
     }
 
-    let updated = state.services.update_settings(&directory.id, settings).await?;
+    let updated = state
+        .services
+        .update_settings(&directory.id, settings)
+        .await?;
     Ok(Json(settings_json(&updated)))
 }

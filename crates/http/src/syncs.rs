@@ -30,7 +30,11 @@ pub async fn list(
 ) -> ApiResult<Json<Value>> {
     let page = page_request(&params, Order::Desc)?;
     let directory = load_directory(&state, &id).await?;
-    let syncs = state.services.store.list_syncs(&directory.id, &page).await?;
+    let syncs = state
+        .services
+        .store
+        .list_syncs(&directory.id, &page)
+        .await?;
     Ok(Json(list_json(&syncs, sync_json)))
 }
 
@@ -47,14 +51,20 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiRe
 }
 
 /// `POST /syncs/{id}/approve`: applies a held sync.
-pub async fn approve(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn approve(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
     let sync_id = parse_sync_id(&id)?;
     let record = state.services.approve_sync(&sync_id).await?;
     Ok(Json(sync_json(&record)))
 }
 
 /// `POST /syncs/{id}/discard`: drops a held sync; nothing changes.
-pub async fn discard(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn discard(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
     let sync_id = parse_sync_id(&id)?;
     let record = state.services.discard_sync(&sync_id).await?;
     Ok(Json(sync_json(&record)))

@@ -134,7 +134,9 @@ fn page_in_memory<T>(
 ) -> ApiResult<Page<T>> {
     let position = |cursor: &str| items.iter().position(|item| id_of(item) == cursor);
     let (start, end) = if let Some(after) = &page.after {
-        let start = position(after).map(|index| index + 1).ok_or_else(|| unknown_cursor("after"))?;
+        let start = position(after)
+            .map(|index| index + 1)
+            .ok_or_else(|| unknown_cursor("after"))?;
         (start, (start + page.limit).min(items.len()))
     } else if let Some(before) = &page.before {
         let end = position(before).ok_or_else(|| unknown_cursor("before"))?;
@@ -146,7 +148,11 @@ fn page_in_memory<T>(
     let before = (start > 0).then(|| id_of(&items[start]));
     let after = (end < items.len() && end > start).then(|| id_of(&items[end - 1]));
     let data = items.into_iter().skip(start).take(end - start).collect();
-    Ok(Page { data, before, after })
+    Ok(Page {
+        data,
+        before,
+        after,
+    })
 }
 
 fn unknown_cursor(field: &str) -> ApiError {

@@ -121,7 +121,10 @@ pub async fn update(
 
 /// `DELETE /webhook_endpoints/{id}`: 204, also when the endpoint is already
 /// gone, so a retried DELETE succeeds.
-pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     let endpoint_id = parse_endpoint_id(&id)?;
     state.services.store.delete_endpoint(&endpoint_id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -136,7 +139,11 @@ pub async fn attempts(
 ) -> ApiResult<Json<Value>> {
     let page = page_request(&params, Order::Desc)?;
     let endpoint = load_endpoint(&state, &id).await?;
-    let attempts = state.services.store.list_attempts(&endpoint.id, &page).await?;
+    let attempts = state
+        .services
+        .store
+        .list_attempts(&endpoint.id, &page)
+        .await?;
     Ok(Json(list_json(&attempts, attempt_json)))
 }
 
@@ -183,7 +190,10 @@ fn check_events(body: &mut JsonObject, events: &[String]) {
             body.reject(
                 "events",
                 "invalid",
-                format!("unknown event type `{name}`; known types: {}", known.join(", ")),
+                format!(
+                    "unknown event type `{name}`; known types: {}",
+                    known.join(", ")
+                ),
             );
         }
     }

@@ -27,7 +27,7 @@ struct Received {
 
 type Inbox = Arc<Mutex<Vec<Received>>>;
 
-/// Starts a receiver that records every POST and answers 200.
+/// Starts a receiver that records every POST and responds with 200.
 async fn start_receiver(listener: tokio::net::TcpListener) -> (Inbox, tokio::task::JoinHandle<()>) {
     let inbox: Inbox = Arc::default();
     let recorded = inbox.clone();
@@ -37,7 +37,11 @@ async fn start_receiver(listener: tokio::net::TcpListener) -> (Inbox, tokio::tas
             let recorded = recorded.clone();
             async move {
                 let header = |name: &str| {
-                    headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+                    headers
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned()
                 };
                 recorded.lock().unwrap().push(Received {
                     signature: header(SIGNATURE_HEADER),
@@ -69,7 +73,12 @@ fn options() -> WorkerOptions {
 }
 
 /// Starts the worker; the returned sender stops it.
-fn start_worker(server: &TestServer) -> (oneshot::Sender<()>, tokio::task::JoinHandle<anyhow::Result<()>>) {
+fn start_worker(
+    server: &TestServer,
+) -> (
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
     let (stop, stopped) = oneshot::channel::<()>();
     let path = database_path(server.data_dir.path());
     let task = tokio::spawn(run_with_options(path, options(), async move {
@@ -80,11 +89,16 @@ fn start_worker(server: &TestServer) -> (oneshot::Sender<()>, tokio::task::JoinH
 
 async fn all_event_ids(server: &TestServer) -> Vec<String> {
     let (_, page) = server.get("/events?limit=100").await;
-    page["data"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_owned()).collect()
+    page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 #[tokio::test]
-async fn receiver_down_then_up_gets_every_event_after_restart() {
+async fn down_receiver_gets_all_after_restart() {
     let server = TestServer::start().await;
 
     // Reserve a port, then close it: the receiver is down (connection refused).
@@ -93,14 +107,19 @@ async fn receiver_down_then_up_gets_every_event_after_restart() {
     drop(reserved);
 
     let (status, endpoint) = server
-        .post("/webhook_endpoints", json!({ "endpoint_url": format!("http://{receiver_address}/hook"), "events": [] }))
+        .post(
+            "/webhook_endpoints",
+            json!({ "endpoint_url": format!("http://{receiver_address}/hook"), "events": [] }),
+        )
         .await;
     assert_eq!(status, 201);
     let endpoint_id = endpoint["id"].as_str().unwrap().to_owned();
     let secret = endpoint["secret"].as_str().unwrap().to_owned();
 
     let directory = server.linked_directory("org_hooks", "Hooks").await;
-    server.upload_and_sync(&directory, &users_and_groups(6)).await;
+    server
+        .upload_and_sync(&directory, &users_and_groups(6))
+        .await;
     let expected = all_event_ids(&server).await;
     assert!(expected.len() > 10, "only {} events", expected.len());
 
@@ -118,12 +137,18 @@ async fn receiver_down_then_up_gets_every_event_after_restart() {
 
     assert_eq!(failed[0]["succeeded"], false);
     assert_eq!(failed[0]["status_code"], Value::Null);
-    assert!(failed[0]["error"].as_str().unwrap().contains("connect"), "{}", failed[0]);
-    // The oldest event is tried first, and the dead receiver holds the rest.
+    assert!(
+        failed[0]["error"].as_str().unwrap().contains("connect"),
+        "{}",
+        failed[0]
+    );
+    // The oldest event is tried first, and the dead receiver delays the rest.
     assert_eq!(failed.last().unwrap()["event_id"], expected[0].as_str());
 
     // The receiver comes up; a new worker run delivers everything.
-    let listener = tokio::net::TcpListener::bind(receiver_address).await.unwrap();
+    let listener = tokio::net::TcpListener::bind(receiver_address)
+        .await
+        .unwrap();
     let (inbox, _receiver) = start_receiver(listener).await;
     let (stop, worker) = start_worker(&server);
     let received = wait_for("every event at the receiver", || async {
@@ -137,8 +162,14 @@ async fn receiver_down_then_up_gets_every_event_after_restart() {
     let mut delivered_ids = Vec::new();
     for request in &received {
         assert_eq!(request.content_type, "application/json");
-        verify_signature(&request.signature, &request.body, &secret, Timestamp::now().millis(), DEFAULT_TOLERANCE_MS)
-            .unwrap_or_else(|error| panic!("signature {} rejected: {error}", request.signature));
+        verify_signature(
+            &request.signature,
+            &request.body,
+            &secret,
+            Timestamp::now().millis(),
+            DEFAULT_TOLERANCE_MS,
+        )
+        .unwrap_or_else(|error| panic!("signature {} rejected: {error}", request.signature));
 
         let event: Value = serde_json::from_slice(&request.body).unwrap();
         assert_eq!(event["object"], "event");
@@ -156,7 +187,7 @@ async fn receiver_down_then_up_gets_every_event_after_restart() {
 async fn slow_endpoint_does_not_delay_others() {
     let server = TestServer::start().await;
 
-    // A receiver that accepts connections and never answers.
+    // A receiver that accepts connections and never responds.
     let stuck = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let stuck_address = stuck.local_addr().unwrap();
     let _hold = tokio::spawn(async move {
@@ -180,7 +211,9 @@ async fn slow_endpoint_does_not_delay_others() {
     }
 
     let directory = server.linked_directory("org_slow", "Slow").await;
-    server.upload_and_sync(&directory, &users_and_groups(5)).await;
+    server
+        .upload_and_sync(&directory, &users_and_groups(5))
+        .await;
 
     let (stop, worker) = start_worker(&server);
     let started = std::time::Instant::now();
@@ -190,7 +223,11 @@ async fn slow_endpoint_does_not_delay_others() {
     .await;
     // The stuck receiver times out after 2 s per request; the healthy one
     // must not have waited for it.
-    assert!(started.elapsed() < Duration::from_millis(1500), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "took {:?}",
+        started.elapsed()
+    );
 
     stop.send(()).unwrap();
     worker.await.unwrap().unwrap();

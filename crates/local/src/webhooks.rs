@@ -102,7 +102,11 @@ pub async fn run_with_options(
                     if tasks.contains_key(&endpoint_id) {
                         continue;
                     }
-                    let task = tokio::spawn(worker.clone().serve_endpoint(endpoint_id.clone(), stop_receiver.clone()));
+                    let task = tokio::spawn(
+                        worker
+                            .clone()
+                            .serve_endpoint(endpoint_id.clone(), stop_receiver.clone()),
+                    );
                     tasks.insert(endpoint_id, task);
                 }
             }
@@ -136,12 +140,19 @@ struct Worker {
 
 /// What one POST returned.
 enum Outcome {
-    Delivered { status: u16 },
+    Delivered {
+        status: u16,
+    },
     /// The receiver answered but rejected this event; later events may go on.
-    Rejected { status: u16 },
+    Rejected {
+        status: u16,
+    },
     /// No usable answer (connection error, timeout, 408, 429, 5xx); the
     /// endpoint's other deliveries wait too.
-    Unreachable { status: Option<u16>, error: String },
+    Unreachable {
+        status: Option<u16>,
+        error: String,
+    },
 }
 
 impl Worker {
@@ -171,7 +182,9 @@ impl Worker {
                 continue;
             };
 
-            let outcome = self.send(&delivery.endpoint_url, &delivery.secret, body).await;
+            let outcome = self
+                .send(&delivery.endpoint_url, &delivery.secret, body)
+                .await;
             let keep_going = !matches!(outcome, Outcome::Unreachable { .. });
             if let Err(error) = self.record(&endpoint_id, &delivery, outcome).await {
                 tracing::error!(endpoint_id = %endpoint_id, event_id = %delivery.event_id, %error, "cannot record webhook attempt; it will be sent again");
@@ -185,7 +198,8 @@ impl Worker {
 
     async fn send(&self, url: &str, secret: &str, body: &str) -> Outcome {
         // Signed at send time: receivers reject timestamps over 3 minutes old.
-        let signature = webhook::signature_header(secret, Timestamp::now().millis(), body.as_bytes());
+        let signature =
+            webhook::signature_header(secret, Timestamp::now().millis(), body.as_bytes());
         let request = self
             .client
             .post(url)
@@ -197,14 +211,21 @@ impl Worker {
             Ok(response) => {
                 let status = response.status();
                 if status.is_success() {
-                    Outcome::Delivered { status: status.as_u16() }
-                } else if status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429 {
+                    Outcome::Delivered {
+                        status: status.as_u16(),
+                    }
+                } else if status.is_server_error()
+                    || status.as_u16() == 408
+                    || status.as_u16() == 429
+                {
                     Outcome::Unreachable {
                         status: Some(status.as_u16()),
                         error: format!("receiver answered {status}"),
                     }
                 } else {
-                    Outcome::Rejected { status: status.as_u16() }
+                    Outcome::Rejected {
+                        status: status.as_u16(),
+                    }
                 }
             }
             Err(error) => Outcome::Unreachable {
@@ -214,18 +235,29 @@ impl Worker {
         }
     }
 
-    async fn record(&self, endpoint_id: &str, delivery: &Delivery, outcome: Outcome) -> anyhow::Result<()> {
+    async fn record(
+        &self,
+        endpoint_id: &str,
+        delivery: &Delivery,
+        outcome: Outcome,
+    ) -> anyhow::Result<()> {
         let attempt = delivery.attempt + 1;
         let (status, error, succeeded, endpoint_down) = match outcome {
             Outcome::Delivered { status } => (Some(status), None, true, false),
-            Outcome::Rejected { status } => (Some(status), Some(format!("receiver answered {status}")), false, false),
+            Outcome::Rejected { status } => (
+                Some(status),
+                Some(format!("receiver answered {status}")),
+                false,
+                false,
+            ),
             Outcome::Unreachable { status, error } => (status, Some(error), false, true),
         };
 
         let retry_at_ms = if succeeded {
             None
         } else {
-            (self.options.retry_delay)(attempt).map(|delay| Timestamp::now().millis() + millis(delay))
+            (self.options.retry_delay)(attempt)
+                .map(|delay| Timestamp::now().millis() + millis(delay))
         };
 
         let record = AttemptRecord {
@@ -245,7 +277,12 @@ impl Worker {
         let error = error.unwrap_or_default();
         if succeeded {
             if attempt > 1 {
-                tracing::info!(endpoint_id, event_id, attempt, "webhook delivered after retry");
+                tracing::info!(
+                    endpoint_id,
+                    event_id,
+                    attempt,
+                    "webhook delivered after retry"
+                );
             }
         } else if let Some(retry_at_ms) = retry_at_ms {
             let retry_at = Timestamp::from_millis(retry_at_ms);
@@ -330,7 +367,9 @@ impl Database {
     {
         let connection = self.connection.clone();
         let result = tokio::task::spawn_blocking(move || {
-            let mut guard = connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut guard = connection
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             work(&mut guard)
         })
         .await

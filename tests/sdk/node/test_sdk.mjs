@@ -148,7 +148,8 @@ test('webhook endpoint create, list, update and delete', async () => {
   try {
     assert.ok(endpoint.secret);
     assert.equal(endpoint.status, 'enabled');
-    assert.ok(endpoint.createdAt instanceof Date && !Number.isNaN(endpoint.createdAt.getTime()));
+    assert.ok(endpoint.createdAt instanceof Date);
+    assert.ok(!Number.isNaN(endpoint.createdAt.getTime()), 'created_at parses as a date');
 
     const listed = await (await workos.webhooks.listWebhookEndpoints()).autoPagination();
     assert.equal(listed.find((item) => item.id === endpoint.id).secret, endpoint.secret);

@@ -56,7 +56,9 @@ impl TestServer {
             .expect("store API key");
 
         let app = router(services.clone(), ApiConfig::new(SFTP_HOST, SFTP_PORT));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind API port");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind API port");
         let address = listener.local_addr().expect("API address");
         tokio::spawn(async move {
             axum::serve(listener, app).await.expect("serve API");
@@ -79,7 +81,12 @@ impl TestServer {
 
     /// Sends an authenticated request and returns the status and the JSON
     /// body (`Value::Null` for an empty body).
-    pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut request = self
             .client
             .request(method, self.url(path))
@@ -103,14 +110,20 @@ impl TestServer {
     /// and emits `dsync.activated`.
     pub async fn linked_directory(&self, organization_id: &str, name: &str) -> Directory {
         let (status, created) = self
-            .post("/directories", json!({ "organization_id": organization_id, "name": name }))
+            .post(
+                "/directories",
+                json!({ "organization_id": organization_id, "name": name }),
+            )
             .await;
         assert_eq!(status, 201, "create directory: {created}");
         let id = created["id"].as_str().expect("directory id").to_owned();
 
         let public_key = generate_public_key(self.data_dir.path());
         let (status, key) = self
-            .post(&format!("/directories/{id}/ssh_keys"), json!({ "public_key": public_key }))
+            .post(
+                &format!("/directories/{id}/ssh_keys"),
+                json!({ "public_key": public_key }),
+            )
             .await;
         assert_eq!(status, 201, "add key: {key}");
 
@@ -121,9 +134,13 @@ impl TestServer {
             .expect("directory exists")
     }
 
-    /// Writes uploads into the directory's SFTP folder, asks the API for a
-    /// sync, and waits until a new sync report appears.
-    pub async fn upload_and_sync(&self, directory: &Directory, uploads: &[(&str, String)]) -> Value {
+    /// Writes uploads into the directory's SFTP folder, requests a sync
+    /// through the API, and waits until a new sync report appears.
+    pub async fn upload_and_sync(
+        &self,
+        directory: &Directory,
+        uploads: &[(&str, String)],
+    ) -> Value {
         let folder = self.files.folder(directory).expect("directory folder");
         std::fs::create_dir_all(&folder).expect("create folder");
         for (name, content) in uploads {
@@ -134,7 +151,9 @@ impl TestServer {
         let (_, before) = self.get(&syncs_path).await;
         let known = before["data"].as_array().map_or(0, Vec::len);
 
-        let (status, queued) = self.post(&format!("/directories/{}/sync", directory.id), json!({})).await;
+        let (status, queued) = self
+            .post(&format!("/directories/{}/sync", directory.id), json!({}))
+            .await;
         assert_eq!(status, 202, "sync: {queued}");
         assert_eq!(queued, json!({ "status": "queued" }));
 
@@ -154,7 +173,10 @@ pub async fn read(response: reqwest::Response) -> (u16, Value) {
         Value::Null
     } else {
         serde_json::from_slice(&bytes).unwrap_or_else(|error| {
-            panic!("body of a {status} response is not JSON ({error}): {}", String::from_utf8_lossy(&bytes))
+            panic!(
+                "body of a {status} response is not JSON ({error}): {}",
+                String::from_utf8_lossy(&bytes)
+            )
         })
     };
     (status, body)
