@@ -1,6 +1,7 @@
 //! The stored directory: directories, users, groups and memberships.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -32,18 +33,27 @@ pub const CUSTOM_ATTRIBUTE_COLUMNS: &[&str] = &[
 /// The columns of one uploaded row as (normalised column name, value) pairs,
 /// sorted by name. Column names are shared `Arc<str>`s so a million users
 /// with the same header hold one copy of each name.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+///
+/// The values sit end to end in one string, so a record costs two
+/// allocations whatever its column count, and comparing two records reads
+/// two contiguous blocks instead of one small block per value.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Attributes {
-    entries: Vec<(Arc<str>, Box<str>)>,
+    /// Column names, sorted, each with the end offset of its value in `values`.
+    entries: Box<[(Arc<str>, usize)]>,
+    /// Every value, concatenated in column-name order.
+    values: Box<str>,
 }
 
 impl Attributes {
     /// Builds the map from pairs in any order. A later duplicate name replaces
     /// an earlier one.
     pub fn from_pairs(pairs: impl IntoIterator<Item = (Arc<str>, Box<str>)>) -> Self {
-        let mut entries: Vec<(Arc<str>, Box<str>)> = pairs.into_iter().collect();
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
-        entries.dedup_by(|later, earlier| {
+        let mut pairs: Vec<(Arc<str>, Box<str>)> = pairs.into_iter().collect();
+        // A stable sort keeps duplicates in input order, so the swap below
+        // leaves the later value in place.
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        pairs.dedup_by(|later, earlier| {
             if later.0 == earlier.0 {
                 std::mem::swap(&mut earlier.1, &mut later.1);
                 true
@@ -51,15 +61,30 @@ impl Attributes {
                 false
             }
         });
-        entries.shrink_to_fit();
-        Self { entries }
+
+        let total: usize = pairs.iter().map(|(_, value)| value.len()).sum();
+        let mut values = String::with_capacity(total);
+        let mut entries = Vec::with_capacity(pairs.len());
+        for (name, value) in pairs {
+            values.push_str(&value);
+            entries.push((name, values.len()));
+        }
+        Self {
+            entries: entries.into_boxed_slice(),
+            values: values.into_boxed_str(),
+        }
+    }
+
+    fn value_at(&self, index: usize) -> &str {
+        let start = if index == 0 { 0 } else { self.entries[index - 1].1 };
+        &self.values[start..self.entries[index].1]
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
         self.entries
             .binary_search_by(|(key, _)| key.as_ref().cmp(name))
             .ok()
-            .map(|index| self.entries[index].1.as_ref())
+            .map(|index| self.value_at(index))
     }
 
     /// Returns the value when present and not empty.
@@ -68,7 +93,7 @@ impl Attributes {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.entries.iter().map(|(k, v)| (k.as_ref(), v.as_ref()))
+        (0..self.entries.len()).map(|index| (self.entries[index].0.as_ref(), self.value_at(index)))
     }
 
     pub fn len(&self) -> usize {
@@ -81,8 +106,13 @@ impl Attributes {
 
     /// Approximate heap bytes held, for benchmarks.
     pub fn heap_bytes(&self) -> usize {
-        self.entries.capacity() * std::mem::size_of::<(Arc<str>, Box<str>)>()
-            + self.entries.iter().map(|(_, v)| v.len()).sum::<usize>()
+        self.entries.len() * std::mem::size_of::<(Arc<str>, usize)>() + self.values.len()
+    }
+}
+
+impl fmt::Debug for Attributes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
     }
 }
 
