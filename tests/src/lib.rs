@@ -69,7 +69,8 @@ pub fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
 
 /// A running `dsync serve` in its own temporary data dir; killed on drop.
 pub struct Server {
-    pub dir: tempfile::TempDir,
+    /// The temporary dir; `None` only while [`Server::restart`] moves it.
+    dir: Option<tempfile::TempDir>,
     pub sftp_port: u16,
     pub http_port: u16,
     child: Child,
@@ -77,10 +78,24 @@ pub struct Server {
 
 impl Server {
     pub fn start() -> Server {
-        let dir = tempfile::tempdir().expect("temp dir");
+        Self::start_in(tempfile::tempdir().expect("temp dir"))
+    }
+
+    /// Stops the server with SIGTERM and starts a new one on the same data dir.
+    pub fn restart(mut self) -> Server {
+        self.terminate();
+        let dir = self.dir.take().expect("server dir");
+        Self::start_in(dir)
+    }
+
+    fn start_in(dir: tempfile::TempDir) -> Server {
         let sftp_port = free_port();
         let http_port = free_port();
-        let log = std::fs::File::create(dir.path().join("serve.log")).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.path().join("serve.log"))
+            .unwrap();
         let child = Command::new(dsync_binary())
             .arg("serve")
             .arg("--data-dir")
@@ -95,7 +110,7 @@ impl Server {
             .spawn()
             .expect("start dsync serve");
         let server = Server {
-            dir,
+            dir: Some(dir),
             sftp_port,
             http_port,
             child,
@@ -109,13 +124,18 @@ impl Server {
         server
     }
 
+    /// Returns the test's temporary dir (the data dir, keys and local files are inside).
+    pub fn path(&self) -> &Path {
+        self.dir.as_ref().expect("server dir").path()
+    }
+
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.path().join("data")
     }
 
     /// Returns the server's log so far, for failure messages.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("serve.log")).unwrap_or_default()
+        std::fs::read_to_string(self.path().join("serve.log")).unwrap_or_default()
     }
 
     /// Runs `dsync ARGS --data-dir <data dir>` and returns its output.
@@ -155,7 +175,7 @@ impl Server {
         let id = directory["id"].as_str().unwrap().to_owned();
         let username = directory["sftp"]["username"].as_str().unwrap().to_owned();
 
-        let key = self.dir.path().join(format!("key-{organization}"));
+        let key = self.path().join(format!("key-{organization}"));
         let status = Command::new("ssh-keygen")
             .args(["-q", "-t", "ed25519", "-N", "", "-C", "e2e", "-f"])
             .arg(&key)
@@ -195,7 +215,7 @@ impl Server {
                 "LogLevel=ERROR",
             ])
             .arg(format!("{username}@127.0.0.1"))
-            .current_dir(self.dir.path())
+            .current_dir(self.path())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -212,7 +232,7 @@ impl Server {
 
     /// Writes `text` to a local file under the test dir, for `put`.
     pub fn local_file(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.dir.path().join("outbox").join(name);
+        let path = self.path().join("outbox").join(name);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, text).unwrap();
         path
@@ -308,9 +328,12 @@ fn dechunk(body: &str) -> String {
     out
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        // SIGTERM first so the server shuts down as it would in production.
+impl Server {
+    /// Stops the server: SIGTERM first, as in production, then SIGKILL after 10 seconds.
+    fn terminate(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
         let _ = Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())
@@ -324,6 +347,12 @@ impl Drop for Server {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.terminate();
     }
 }
 

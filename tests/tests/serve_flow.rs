@@ -120,7 +120,7 @@ fn serve_flow_upload_creates_users_events_and_report() {
         .find(|line| line.ends_with(&format!("-{sync_id}.json")))
         .unwrap_or_else(|| panic!("no report for {sync_id} in: {listing}"))
         .to_owned();
-    let downloaded = server.dir.path().join("report.json");
+    let downloaded = server.path().join("report.json");
     let get = server.sftp(
         &directory,
         &format!("get {} {}\n", report_name, downloaded.display()),
@@ -152,4 +152,30 @@ fn serve_flow_wrong_key_cannot_log_in() {
     let output = server.sftp_with_key(&directory.username, &other.key, "ls\n");
 
     assert!(!output.status.success());
+}
+
+#[test]
+fn serve_restart_keeps_host_key_keys_and_data() {
+    let server = Server::start();
+    let directory = server.linked_directory("org_restart");
+    server.upload(&directory, &[(&fixture("users-four.csv"), "users.csv")]);
+    server.wait_for_syncs(&directory, 1);
+    let host_key = std::fs::read(server.data_dir().join("ssh_host_ed25519_key")).unwrap();
+
+    let server = server.restart();
+
+    assert_eq!(
+        std::fs::read(server.data_dir().join("ssh_host_ed25519_key")).unwrap(),
+        host_key
+    );
+    assert_eq!(server.users(&directory).len(), 4);
+    // The start-up re-sync finds the same files and writes no new sync.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(server.syncs(&directory).len(), 1);
+    let login = server.sftp(&directory, "ls\n");
+    assert!(
+        login.status.success(),
+        "{}",
+        String::from_utf8_lossy(&login.stderr)
+    );
 }
