@@ -158,6 +158,25 @@ async fn rename_replaces_existing_file() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rsa_and_ecdsa_keys_authenticate() {
+    let server = TestServer::start(|_| {}).await;
+
+    for (username, type_args) in [
+        ("rsa-user", &["-t", "rsa", "-b", "3072"][..]),
+        ("ecdsa-user", &["-t", "ecdsa", "-b", "256"][..]),
+    ] {
+        let key = server.make_key_of_type(username, type_args);
+        server
+            .backend
+            .register(username, &key.fingerprint, server.jail(username));
+
+        let run = server.sftp(&key, username, "pwd\n").await;
+
+        assert!(run.succeeded(), "{username}: {}", run.describe());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_key_is_rejected() {
     let server = TestServer::start(|_| {}).await;
     server.add_account("acme");

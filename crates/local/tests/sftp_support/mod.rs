@@ -140,11 +140,18 @@ impl TestServer {
 
     /// Makes an ed25519 key with `ssh-keygen -t ed25519 -N ''` without registering it.
     pub fn make_key(&self, name: &str) -> ClientKey {
+        self.make_key_of_type(name, &["-t", "ed25519"])
+    }
+
+    /// Makes a key with `ssh-keygen`, `type_args` choosing its type (`-t rsa -b 3072`).
+    pub fn make_key_of_type(&self, name: &str, type_args: &[&str]) -> ClientKey {
         let keys = self.dir.path().join("keys");
         std::fs::create_dir_all(&keys).unwrap();
         let private_key = keys.join(format!("{name}_ed25519"));
         let status = std::process::Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+            .args(["-q", "-N", "", "-C", name])
+            .args(type_args)
+            .arg("-f")
             .arg(&private_key)
             .status()
             .expect("ssh-keygen must be installed (Debian package openssh-client)");
