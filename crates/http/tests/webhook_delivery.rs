@@ -132,8 +132,24 @@ async fn down_receiver_gets_all_after_restart() {
         (!attempts.is_empty()).then_some(attempts)
     })
     .await;
+
+    // Events committed while the receiver is down queue behind the failed one.
+    server
+        .upload_and_sync(&directory, &users_and_groups(8))
+        .await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (_, page) = server.get(&attempts_path).await;
+    for attempt in page["data"].as_array().unwrap() {
+        assert_eq!(
+            attempt["event_id"],
+            expected[0].as_str(),
+            "only the oldest event is retried"
+        );
+    }
+
     stop.send(()).unwrap();
     worker.await.unwrap().unwrap();
+    let expected = all_event_ids(&server).await;
 
     assert_eq!(failed[0]["succeeded"], false);
     assert_eq!(failed[0]["status_code"], Value::Null);

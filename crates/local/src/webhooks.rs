@@ -392,9 +392,14 @@ impl Database {
         .await
     }
 
-    /// The endpoint's oldest due delivery by event id (event ids sort in
-    /// commit order), or `None` when nothing is due or the endpoint is gone
+    /// Returns the endpoint's oldest due delivery by event id (event ids sort
+    /// in commit order), or `None` when nothing is due or the endpoint is gone
     /// or disabled.
+    ///
+    /// A delivery waits while an older one of the same endpoint waits for a
+    /// retry, unless that older one was rejected by the receiver (a 4xx other
+    /// than 408 and 429). So an event committed while the receiver is down
+    /// does not overtake the events queued before it.
     async fn next_due(&self, endpoint_id: &str) -> anyhow::Result<Option<Delivery>> {
         let endpoint_id = endpoint_id.to_owned();
         let now_ms = Timestamp::now().millis();
@@ -407,6 +412,12 @@ impl Database {
                      LEFT JOIN events ev ON ev.id = d.event_id \
                      WHERE d.endpoint_id = ?1 AND d.state = 'pending' AND d.next_attempt_at_ms <= ?2 \
                        AND e.status = 'enabled' \
+                       AND NOT EXISTS ( \
+                         SELECT 1 FROM webhook_deliveries p \
+                         WHERE p.endpoint_id = d.endpoint_id AND p.state = 'pending' \
+                           AND p.event_id < d.event_id AND p.next_attempt_at_ms > ?2 \
+                           AND NOT (COALESCE(p.last_status, 0) BETWEEN 400 AND 499 \
+                                    AND p.last_status NOT IN (408, 429))) \
                      ORDER BY d.event_id, d.id LIMIT 1",
                 )?
                 .query_row(params![endpoint_id, now_ms], |row| {
