@@ -29,6 +29,15 @@ type Inbox = Arc<Mutex<Vec<Received>>>;
 
 /// Starts a receiver that records every POST and responds with 200.
 async fn start_receiver(listener: tokio::net::TcpListener) -> (Inbox, tokio::task::JoinHandle<()>) {
+    start_rejecting_receiver(listener, None).await
+}
+
+/// Starts a receiver that records every POST and responds with 400 to events
+/// of type `rejected`, 200 to the others.
+async fn start_rejecting_receiver(
+    listener: tokio::net::TcpListener,
+    rejected: Option<&'static str>,
+) -> (Inbox, tokio::task::JoinHandle<()>) {
     let inbox: Inbox = Arc::default();
     let recorded = inbox.clone();
     let app = axum::Router::new().route(
@@ -43,12 +52,17 @@ async fn start_receiver(listener: tokio::net::TcpListener) -> (Inbox, tokio::tas
                         .unwrap_or_default()
                         .to_owned()
                 };
+                let event: Value = serde_json::from_slice(&body).unwrap_or_default();
                 recorded.lock().unwrap().push(Received {
                     signature: header(SIGNATURE_HEADER),
                     content_type: header("content-type"),
                     body,
                 });
-                StatusCode::OK
+                if rejected.is_some_and(|kind| event["event"] == kind) {
+                    StatusCode::BAD_REQUEST
+                } else {
+                    StatusCode::OK
+                }
             }
         }),
     );
@@ -63,12 +77,17 @@ fn fast_retry(attempt: u32) -> Option<Duration> {
     (attempt < 20).then(|| Duration::from_millis(150 * u64::from(attempt)))
 }
 
-fn options() -> WorkerOptions {
+/// Gives up after the third attempt, 100 ms apart.
+fn three_attempts(attempt: u32) -> Option<Duration> {
+    (attempt < 3).then_some(Duration::from_millis(100))
+}
+
+fn options(retry_delay: fn(u32) -> Option<Duration>) -> WorkerOptions {
     WorkerOptions {
         poll_interval: Duration::from_millis(50),
         request_timeout: Duration::from_secs(2),
         max_concurrent_endpoints: 4,
-        retry_delay: fast_retry,
+        retry_delay,
     }
 }
 
@@ -79,9 +98,19 @@ fn start_worker(
     oneshot::Sender<()>,
     tokio::task::JoinHandle<anyhow::Result<()>>,
 ) {
+    start_worker_with(server, fast_retry)
+}
+
+fn start_worker_with(
+    server: &TestServer,
+    retry_delay: fn(u32) -> Option<Duration>,
+) -> (
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
     let (stop, stopped) = oneshot::channel::<()>();
     let path = database_path(server.data_dir.path());
-    let task = tokio::spawn(run_with_options(path, options(), async move {
+    let task = tokio::spawn(run_with_options(path, options(retry_delay), async move {
         let _ = stopped.await;
     }));
     (stop, task)
@@ -247,4 +276,62 @@ async fn slow_endpoint_does_not_delay_others() {
 
     stop.send(()).unwrap();
     worker.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn rejected_event_does_not_block_others() {
+    let server = TestServer::start().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (inbox, _receiver) = start_rejecting_receiver(listener, Some("dsync.activated")).await;
+
+    let (status, endpoint) = server
+        .post(
+            "/webhook_endpoints",
+            json!({ "endpoint_url": format!("http://{address}/hook"), "events": [] }),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let endpoint_id = endpoint["id"].as_str().unwrap().to_owned();
+
+    let directory = server.linked_directory("org_rejects", "Rejects").await;
+    server
+        .upload_and_sync(&directory, &users_and_groups(4))
+        .await;
+    let expected = all_event_ids(&server).await;
+
+    let (stop, worker) = start_worker_with(&server, three_attempts);
+    let attempts_path = format!("/webhook_endpoints/{endpoint_id}/attempts?limit=100");
+    let attempts = wait_for(
+        "three attempts of the rejected event and one of each other",
+        || async {
+            let (_, page) = server.get(&attempts_path).await;
+            let attempts = page["data"].as_array().cloned().unwrap_or_default();
+            (attempts.len() >= expected.len() + 2).then_some(attempts)
+        },
+    )
+    .await;
+    // No fourth attempt comes: the delivery is marked failed.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    stop.send(()).unwrap();
+    worker.await.unwrap().unwrap();
+
+    let (_, page) = server.get(&attempts_path).await;
+    assert_eq!(page["data"].as_array().unwrap().len(), attempts.len());
+
+    let activated = &expected[0];
+    let rejected: Vec<&Value> = attempts
+        .iter()
+        .filter(|a| a["event_id"] == activated.as_str())
+        .collect();
+    assert_eq!(rejected.len(), 3);
+    for attempt in &rejected {
+        assert_eq!(attempt["status_code"], 400);
+        assert_eq!(attempt["succeeded"], false);
+    }
+    let succeeded = attempts.iter().filter(|a| a["succeeded"] == true).count();
+    assert_eq!(succeeded, expected.len() - 1);
+
+    let received = inbox.lock().unwrap().len();
+    assert_eq!(received, expected.len() + 2);
 }
