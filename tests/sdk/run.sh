@@ -6,9 +6,10 @@
 # create`, `dsync key add`, then `users.csv`, `groups.csv` and
 # `user_groups.csv` uploaded with the OpenSSH `sftp` client.
 #
-# Needs: cargo, python3 with `workos` and `schemathesis`, node with the
-# packages of tests/sdk/node installed (`npm ci` there), ssh-keygen, sftp,
-# curl. Exits non-zero when any step fails.
+# Needs: cargo; python3 (3.10 or later) with tests/sdk/python/requirements.txt
+# installed (`pip install -r tests/sdk/python/requirements.txt`); node with
+# the packages of tests/sdk/node installed (`npm ci` there); ssh-keygen,
+# sftp and curl. Exits non-zero when any step fails.
 #
 # Environment: DSYNC_BIN (default: build and use target/debug/dsync),
 # NODE_BIN (default: node), SCHEMATHESIS_MAX_EXAMPLES (default 30).
