@@ -11,7 +11,10 @@
 //! reconcile then plans again.
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::sync::Mutex;
+
+use sha2::{Digest, Sha256};
 
 use crate::ids::SyncId;
 use crate::model::Directory;
@@ -79,6 +82,50 @@ fn file_signature(files: &[FileSummary]) -> Vec<(FileKind, &str, &str)> {
         .collect();
     signature.sort();
     signature
+}
+
+/// True when the chosen uploads are exactly the files `record` read: the same
+/// kinds and names, and the same SHA-256 of their bytes. Any read error
+/// answers false, so the full read that follows records it.
+async fn files_match_record(
+    services: &Services,
+    directory: &Directory,
+    chosen: &BTreeMap<FileKind, StoredFile>,
+    record: &SyncRecord,
+) -> bool {
+    let mut chosen_names: Vec<(FileKind, &str)> = chosen
+        .iter()
+        .map(|(kind, file)| (*kind, file.name.as_str()))
+        .collect();
+    let mut recorded_names: Vec<(FileKind, &str)> = record
+        .files
+        .iter()
+        .map(|file| (file.kind, file.name.as_str()))
+        .collect();
+    chosen_names.sort();
+    recorded_names.sort();
+    if chosen_names != recorded_names {
+        return false;
+    }
+
+    for file in &record.files {
+        let Ok(mut reader) = services.files.open_upload(directory, &file.name).await else {
+            return false;
+        };
+        let mut hasher = Sha256::new();
+        let mut buffer = vec![0u8; 64 * 1024];
+        loop {
+            match reader.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(count) => hasher.update(&buffer[..count]),
+                Err(_) => return false,
+            }
+        }
+        if hex::encode(hasher.finalize()) != file.sha256 {
+            return false;
+        }
+    }
+    true
 }
 
 /// A sync read failure that is not a problem of the file's content (the file
@@ -209,6 +256,19 @@ impl Services {
         let sync_id = next_sync_id();
         let mut record = new_record(&directory, sync_id.clone(), started_at);
 
+        // The periodic re-sync mostly finds the files of the last settled
+        // sync. Hashing them is far cheaper than parsing, so that case stops
+        // here. An applied sync is planned again only when the directory
+        // (its settings, such as the inactive-user policy) changed after it.
+        let last = last_settled_record(self, &directory).await?;
+        if let Some(last) = &last {
+            let settings_unchanged = directory.updated_at <= last.finished_at;
+            let verdict_stands = last.status != SyncStatus::Applied || settings_unchanged;
+            if verdict_stands && files_match_record(self, &directory, &chosen, last).await {
+                return Ok(ReconcileOutcome::Unchanged(last.clone()));
+            }
+        }
+
         let snapshot = match read_chosen(self, &directory, &chosen).await {
             Ok(snapshot) => snapshot,
             Err(ReadFailure(reason)) => {
@@ -224,10 +284,9 @@ impl Services {
             }
         };
 
-        // Same files as the last settled sync: only an applied one is worth
-        // planning again (the stored state may have been changed since by an
-        // approval); held, rejected and discarded ones would give the same verdict.
-        let last = last_settled_record(self, &directory).await?;
+        // Same files as the last settled sync, read in full: a held, rejected
+        // or discarded verdict would repeat, and an applied one is kept when
+        // planning again changes nothing.
         let same_files = last
             .as_ref()
             .is_some_and(|last| file_signature(&last.files) == file_signature(&snapshot.files));

@@ -371,3 +371,39 @@ async fn delete_directory_resumes_after_crash() {
     assert!(!test.deployment.files.folder(&directory).unwrap().exists());
     assert_eq!(sync_count(&test, &directory).await, 0);
 }
+
+#[tokio::test]
+async fn reconcile_same_files_replans_after_settings_change() {
+    let test = TestStore::new();
+    let directory = test.directory("org_policy").await;
+    let users = "user_id,first_name,last_name,email,state\n\
+                 1,Aino,Aalto,aino@example.test,active\n\
+                 2,Bram,Berg,bram@example.test,terminated\n";
+    put_upload(&test, &directory, "users.csv", users).await;
+    synced(test.services().reconcile_outcome(&directory.id).await).await;
+    assert_eq!(
+        test.store()
+            .load_state(&directory.id)
+            .await
+            .unwrap()
+            .users
+            .len(),
+        1
+    );
+
+    let mut settings = directory.settings.clone();
+    settings.inactive_users = dsync_core::settings::InactiveUserPolicy::Keep;
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    test.services()
+        .update_settings(&directory.id, settings)
+        .await
+        .unwrap();
+    let record = synced(test.services().reconcile_outcome(&directory.id).await).await;
+
+    let state = test.store().load_state(&directory.id).await.unwrap();
+    assert_eq!(record.counts.created, 1);
+    assert_eq!(
+        state.users["2"].state,
+        dsync_core::model::UserState::Inactive
+    );
+}
