@@ -41,7 +41,8 @@ pub struct SessionContext {
 /// Handles the SFTP requests of one session.
 ///
 /// Every path goes through [`Jail::resolve`]. Dropping the handler (the session
-/// ended) with files still open for writing records those uploads as failed.
+/// ended) with files still open for writing records those uploads as failed and
+/// removes their partial files, as a failed CLOSE does.
 pub struct SftpHandler {
     context: SessionContext,
     jail: Arc<Jail>,

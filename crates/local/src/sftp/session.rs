@@ -214,6 +214,16 @@ impl russh::server::Handler for Connection {
         Ok(())
     }
 
+    async fn channel_close(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        // A channel closed before it started a subsystem would otherwise stay here until the connection ends.
+        self.channels.remove(&channel);
+        Ok(())
+    }
+
     async fn shell_request(
         &mut self,
         channel: ChannelId,

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 /// the upload folders should skip a file while [`UploadRegistry::is_upload_in_progress`]
 /// returns true for it, because the file is still being written and the close
 /// callback ([`super::SftpBackend::upload_completed`]) will follow if it completes.
+/// A failed upload's partial file is removed before the upload leaves the registry,
+/// unless the file held data before the upload began (a resumed upload).
 #[derive(Debug, Clone, Default)]
 pub struct UploadRegistry {
     open: Arc<Mutex<HashMap<(String, String), usize>>>,
