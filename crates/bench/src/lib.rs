@@ -347,6 +347,19 @@ pub fn peak_rss_bytes() -> Option<u64> {
     Some(kilobytes * 1024)
 }
 
+/// CPU time this process has used, user plus system, in seconds, from
+/// `/proc/self/stat` (fields 14 and 15, in clock ticks of 1/100 s, the
+/// Linux default `USER_HZ`).
+pub fn cpu_seconds() -> Option<f64> {
+    let stat = fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name may hold spaces; fields after it are space-separated.
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let user: f64 = fields.get(11)?.parse().ok()?;
+    let system: f64 = fields.get(12)?.parse().ok()?;
+    Some((user + system) / 100.0)
+}
+
 /// Current resident memory of this process in bytes (`VmRSS`).
 pub fn current_rss_bytes() -> Option<u64> {
     let status = fs::read_to_string("/proc/self/status").ok()?;

@@ -4,14 +4,16 @@
 //! Run each measurement in its own process, because the peak resident size
 //! (`VmHWM`) only ever grows within one.
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::time::Instant;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use dsync_bench::{current_rss_bytes, peak_rss_bytes};
+use dsync_bench::{cpu_seconds, current_rss_bytes, peak_rss_bytes};
 use dsync_core::ids::DirectoryId;
 use dsync_core::model::{Directory, DirectoryState, DirectoryStatus};
 use dsync_core::plan::{plan, plan_without_events, PlanContext};
@@ -49,6 +51,58 @@ enum Command {
 }
 
 const MIB: f64 = 1024.0 * 1024.0;
+
+/// Counts live heap bytes, so each stage can report what its data holds
+/// apart from memory the allocator keeps after frees (which `VmRSS` includes).
+struct CountingAllocator;
+
+static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
+static PEAK_LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let pointer = System.alloc(layout);
+        if !pointer.is_null() {
+            let live = LIVE_BYTES.fetch_add(layout.size(), AtomicOrdering::Relaxed) + layout.size();
+            PEAK_LIVE_BYTES.fetch_max(live, AtomicOrdering::Relaxed);
+        }
+        pointer
+    }
+
+    unsafe fn dealloc(&self, pointer: *mut u8, layout: Layout) {
+        System.dealloc(pointer, layout);
+        LIVE_BYTES.fetch_sub(layout.size(), AtomicOrdering::Relaxed);
+    }
+
+    unsafe fn realloc(&self, pointer: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let new_pointer = System.realloc(pointer, layout, new_size);
+        if !new_pointer.is_null() {
+            if new_size >= layout.size() {
+                let live = LIVE_BYTES.fetch_add(new_size - layout.size(), AtomicOrdering::Relaxed)
+                    + new_size
+                    - layout.size();
+                PEAK_LIVE_BYTES.fetch_max(live, AtomicOrdering::Relaxed);
+            } else {
+                LIVE_BYTES.fetch_sub(layout.size() - new_size, AtomicOrdering::Relaxed);
+            }
+        }
+        new_pointer
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
+
+/// Live heap, peak live heap since start, and resident size, in MiB.
+fn memory() -> String {
+    format!(
+        "heap {:.0} MiB (peak {:.0} MiB), RSS {:.0} MiB (peak {:.0} MiB)",
+        LIVE_BYTES.load(AtomicOrdering::Relaxed) as f64 / MIB,
+        PEAK_LIVE_BYTES.load(AtomicOrdering::Relaxed) as f64 / MIB,
+        current_rss_bytes().unwrap_or(0) as f64 / MIB,
+        peak_rss_bytes().unwrap_or(0) as f64 / MIB
+    )
+}
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -112,13 +166,15 @@ fn check(folder: &Path, runs: u32) -> anyhow::Result<()> {
     let mut best = f64::MAX;
     for run in 1..=runs {
         let started = Instant::now();
+        let cpu_before = cpu_seconds().unwrap_or(0.0);
         let (snapshot, bytes) = read_folder(folder)?;
         let seconds = started.elapsed().as_secs_f64();
+        let cpu = cpu_seconds().unwrap_or(0.0) - cpu_before;
         best = best.min(seconds);
 
         let rows: u64 = snapshot.files.iter().map(|file| file.rows).sum();
         println!(
-            "check run {run}: {} files, {rows} rows, {:.1} MiB in {seconds:.3} s = {:.1} MiB/s, {} errors",
+            "check run {run}: {} files, {rows} rows, {:.1} MiB in {seconds:.3} s ({cpu:.2} s CPU) = {:.1} MiB/s, {} errors",
             snapshot.files.len(),
             bytes as f64 / MIB,
             bytes as f64 / MIB / seconds,
@@ -127,9 +183,9 @@ fn check(folder: &Path, runs: u32) -> anyhow::Result<()> {
         let (_, bytes) = uploads(folder)?;
         if run == runs {
             println!(
-                "check best: {:.1} MiB/s; peak RSS {:.0} MiB",
+                "check best: {:.1} MiB/s; {}",
                 bytes as f64 / MIB / best,
-                peak_rss_bytes().unwrap_or(0) as f64 / MIB
+                memory()
             );
         }
     }
@@ -171,21 +227,21 @@ fn plan_folders(before: &Path, after: &Path, runs: u32) -> anyhow::Result<()> {
     plan_without_events(&state, &snapshot, &context).apply_into(&mut state);
     drop(snapshot);
     println!(
-        "loaded state: {} users, {} groups, {} memberships in {:.2} s; RSS {:.0} MiB",
+        "loaded state: {} users, {} groups, {} memberships in {:.2} s; {}",
         state.users.len(),
         state.groups.len(),
         state.memberships.len(),
         started.elapsed().as_secs_f64(),
-        current_rss_bytes().unwrap_or(0) as f64 / MIB
+        memory()
     );
 
     let started = Instant::now();
     let (snapshot, bytes) = read_folder(after)?;
     println!(
-        "read after: {:.1} MiB in {:.2} s; RSS {:.0} MiB",
+        "read after: {:.1} MiB in {:.2} s; {}",
         bytes as f64 / MIB,
         started.elapsed().as_secs_f64(),
-        current_rss_bytes().unwrap_or(0) as f64 / MIB
+        memory()
     );
 
     let context = PlanContext {
@@ -194,24 +250,31 @@ fn plan_folders(before: &Path, after: &Path, runs: u32) -> anyhow::Result<()> {
         event_seed: b"after",
         approved: false,
     };
+    // From here the heap peak covers the planning alone.
+    PEAK_LIVE_BYTES.store(
+        LIVE_BYTES.load(AtomicOrdering::Relaxed),
+        AtomicOrdering::Relaxed,
+    );
     let mut best = f64::MAX;
     for run in 1..=runs {
         let started = Instant::now();
+        let cpu_before = cpu_seconds().unwrap_or(0.0);
         let plan = plan(&state, &snapshot, &context);
         let seconds = started.elapsed().as_secs_f64();
+        let cpu = cpu_seconds().unwrap_or(0.0) - cpu_before;
         best = best.min(seconds);
         println!(
-            "plan run {run}: {:.3} s, status {:?}, {} steps, counts {:?}; RSS {:.0} MiB",
+            "plan run {run}: {:.3} s ({cpu:.2} s CPU), status {:?}, {} steps, counts {:?}; {}",
             seconds,
             plan.status,
             plan.steps.len(),
             plan.counts,
-            current_rss_bytes().unwrap_or(0) as f64 / MIB
+            memory()
         );
     }
     println!(
-        "plan best: {best:.3} s; peak RSS {:.0} MiB",
-        peak_rss_bytes().unwrap_or(0) as f64 / MIB
+        "plan best: {best:.3} s; {} (heap peak since reading AFTER)",
+        memory()
     );
     Ok(())
 }
