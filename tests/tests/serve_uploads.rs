@@ -111,3 +111,77 @@ fn serve_offboarding_leaves_no_files_or_rows() {
     let again = server.dsync(&["directory", "delete", &directory.id]);
     assert!(!again.status.success());
 }
+
+#[test]
+fn serve_killed_client_upload_is_never_processed() {
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    let server = Server::start();
+    let directory = server.linked_directory("org_killed");
+
+    // Large enough that the transfer is still running when the client is killed.
+    let mut rows = String::from("user_id,first_name,last_name,email,department_name\n");
+    for index in 0..700_000 {
+        rows.push_str(&format!(
+            "{index},First{index},Last{index},person{index}@example.test,Department {}\n",
+            index % 50
+        ));
+    }
+    let local = server.local_file("users-large.csv", &rows);
+    let full_size = rows.len() as u64;
+
+    let batch = server.local_file("batch.txt", &format!("put {} users.csv\n", local.display()));
+    let mut client = Command::new("sftp")
+        .args(["-b"])
+        .arg(&batch)
+        .args(["-P", &server.sftp_port.to_string(), "-i"])
+        .arg(&directory.key)
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+        ])
+        .arg(format!("{}@127.0.0.1", directory.username))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+
+    // Kill sftp and its ssh child (the whole process group) once part of the file arrived.
+    let remote = server
+        .data_dir()
+        .join("sftp")
+        .join(&directory.username)
+        .join("users.csv");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let size = std::fs::metadata(&remote)
+            .map(|metadata| metadata.len())
+            .unwrap_or(0);
+        if size > 0 && size < full_size {
+            break;
+        }
+        assert!(
+            size < full_size,
+            "the upload finished before the client could be killed; use a larger file"
+        );
+        assert!(Instant::now() < deadline, "the upload never started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let group = format!("-{}", client.id());
+    let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+    let _ = client.wait();
+
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        server.syncs(&directory).is_empty(),
+        "a cut-off upload was processed"
+    );
+    assert!(server.users(&directory).is_empty());
+}
