@@ -493,3 +493,72 @@ fn attribute_names_shared_between_users() {
     assert_eq!(first, vec!["email", "first_name", "last_name", "user_id"]);
     assert!(std::ptr::eq(first[0], second[0]));
 }
+
+fn read_users_text(text: &str) -> Snapshot {
+    let upload = Upload::with_kind(
+        "users.csv",
+        FileKind::Users,
+        Cursor::new(text.as_bytes().to_vec()),
+    );
+    read_snapshot(vec![upload], &ReadLimits::default()).unwrap()
+}
+
+#[test]
+fn unclosed_quote_on_last_line_rejected() {
+    let snapshot = read_users_text("user_id,first_name,last_name,email\n1,A,B,\"a@example.org");
+    let error = rejection(&snapshot);
+    assert_eq!(error.line, Some(2));
+}
+
+#[test]
+fn closed_quote_at_end_of_file_accepted() {
+    let snapshot = read_users_text("user_id,first_name,last_name,email\n1,A,B,\"a@example.org\"");
+    assert_eq!(users(&snapshot).users.len(), 1);
+}
+
+#[test]
+fn quoted_line_break_at_end_of_file_accepted() {
+    let snapshot =
+        read_users_text("user_id,first_name,last_name,email,notes\n1,A,B,a@example.org,\"x\n\"");
+    assert_eq!(attribute(&snapshot, "1", "notes"), "x");
+}
+
+#[test]
+fn unclosed_quote_in_header_rejected() {
+    let snapshot = read_users_text("user_id,\"first_name,last_name,email\n");
+    let error = rejection(&snapshot);
+    assert_eq!(error.line, Some(1));
+}
+
+#[test]
+fn invalid_repeat_holds_valid_copy() {
+    let snapshot = read_users_text(
+        "user_id,first_name,last_name,email\n1,A,B,a@example.org\n2,C,D,c@example.org\n1,A,,a@example.org\n",
+    );
+    let read = users(&snapshot);
+    assert!(!read.users.contains_key("1"));
+    assert!(read.held.contains("1"));
+    assert!(read.users.contains_key("2"));
+
+    let located: Vec<(Option<u64>, Option<&str>)> = snapshot
+        .errors
+        .iter()
+        .map(|error| (error.row, error.column.as_deref()))
+        .collect();
+    assert_eq!(
+        located,
+        vec![(Some(1), Some("user_id")), (Some(3), Some("last_name"))]
+    );
+    assert_eq!(snapshot.skipped_rows, 2);
+}
+
+#[test]
+fn triple_copy_reports_every_row() {
+    let snapshot = read_users_text(
+        "user_id,first_name,last_name,email\n7,A,B,a@example.org\n7,C,D,c@example.org\n7,E,F,e@example.org\n",
+    );
+    let rows: Vec<Option<u64>> = snapshot.errors.iter().map(|error| error.row).collect();
+    assert_eq!(rows, vec![Some(1), Some(2), Some(3)]);
+    assert!(users(&snapshot).users.is_empty());
+    assert_eq!(snapshot.skipped_rows, 3);
+}

@@ -17,7 +17,6 @@ mod error;
 mod groups;
 mod memberships;
 mod name;
-mod quote;
 mod source;
 mod table;
 mod users;

@@ -9,7 +9,7 @@ use crate::model::NameInterner;
 use crate::report::Diagnostic;
 
 use super::columns::{delimiter_label, detect_delimiter, trim_value, Columns};
-use super::decode::{Encoding, TextReader};
+use super::decode::{Encoding, TextReader, END_MARKER};
 use super::error::FileError;
 use super::source::SourceReader;
 use super::ReadLimits;
@@ -43,6 +43,9 @@ pub(crate) trait RowSink {
     /// Validates and keeps one data row. Returns false when the row was
     /// skipped because of a row error (which the sink has reported).
     fn row(&mut self, row: &Row<'_>, report: &mut FileReport) -> bool;
+
+    /// Receives the end of the file, for checks that need every row.
+    fn end(&mut self, _report: &mut FileReport) {}
 }
 
 /// One data row as the sinks see it.
@@ -146,8 +149,10 @@ impl FileReport {
         }
     }
 
-    /// Adds a closing note when row errors were dropped.
+    /// Puts row errors in row order (repeats are found at the end of the
+    /// file) and adds a closing note when row errors were dropped.
     fn close(&mut self) {
+        self.errors.sort_by_key(|error| error.row);
         let dropped = self.row_errors.saturating_sub(self.errors.len() as u64);
         if dropped > 0 {
             let note = self.at(
@@ -295,7 +300,6 @@ fn parse<R: Read>(
     }
     let delimiter = detect_delimiter(header_line);
     progress.delimiter = Some(delimiter);
-    text.track_quotes(delimiter);
 
     let mut parser = csv::ReaderBuilder::new()
         .delimiter(delimiter)
@@ -308,9 +312,10 @@ fn parse<R: Read>(
     // The first record with any content is the header (csv skips empty lines,
     // but not lines of spaces or bare delimiters).
     loop {
-        if !read_record(&mut parser, &mut record)? {
+        if !read_record(&mut parser, &mut record)? || is_end_marker(&record) {
             return Err(FileError::NoHeader.into_io());
         }
+        check_not_unclosed(&parser, &record)?;
         if !is_blank(&record) {
             break;
         }
@@ -333,9 +338,10 @@ fn parse<R: Read>(
     sink.begin(&columns, report);
 
     loop {
-        if !read_record(&mut parser, &mut record)? {
+        if !read_record(&mut parser, &mut record)? || is_end_marker(&record) {
             break;
         }
+        check_not_unclosed(&parser, &record)?;
         if is_blank(&record) {
             continue;
         }
@@ -390,6 +396,7 @@ fn parse<R: Read>(
         }
     }
 
+    sink.end(report);
     on_progress(parser.get_ref().source().bytes_read(), progress.rows);
     Ok(())
 }
@@ -408,6 +415,26 @@ fn read_record<R: Read>(
             ))),
         },
     }
+}
+
+/// Recognises the record the decoder's end marker forms after the last line.
+fn is_end_marker(record: &StringRecord) -> bool {
+    record.len() == 1 && record.as_byte_record().as_slice() == [END_MARKER]
+}
+
+/// Rejects a record that swallowed the end marker, which happens only when
+/// a quoted value is still open at the end of the file.
+fn check_not_unclosed<R: Read>(parser: &csv::Reader<R>, record: &StringRecord) -> io::Result<()> {
+    let bytes = record.as_byte_record().as_slice();
+    if bytes.last() != Some(&END_MARKER) {
+        return Ok(());
+    }
+
+    // No line end follows the marker, so the parser's line count is the
+    // record's first line plus the line ends inside it.
+    let line_ends = bytes.iter().filter(|&&byte| byte == b'\n').count() as u64;
+    let line = parser.position().line() - line_ends;
+    Err(FileError::UnclosedQuote { line }.into_io())
 }
 
 fn is_blank(record: &StringRecord) -> bool {

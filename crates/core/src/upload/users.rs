@@ -1,6 +1,7 @@
 //! Validating `users.csv` rows into a [`UsersSnapshot`].
 
-use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 
 use crate::ids::IdpId;
 use crate::model::{Attributes, UserState};
@@ -46,8 +47,9 @@ pub fn is_valid_email(value: &str) -> bool {
     domain.contains('.') && domain.split('.').all(|label| !label.is_empty())
 }
 
-/// Where a kept user's row was, to name both rows when a duplicate turns up.
-struct FirstCopy {
+/// A valid row, kept until the end of the file shows whether its id repeats.
+struct ValidRow {
+    id: IdpId,
     record: UserRecord,
     row: u64,
     line: u64,
@@ -60,7 +62,10 @@ pub(crate) struct UsersSink {
     last_name: usize,
     email: usize,
     state: Option<usize>,
-    users: HashMap<IdpId, FirstCopy>,
+    /// Valid rows in file order. Duplicates are found once, at the end, while
+    /// the final map is built: hashing every id once into a map sized up
+    /// front is much cheaper than a lookup per row into a growing map.
+    valid: Vec<ValidRow>,
     snapshot: UsersSnapshot,
     pairs: Vec<usize>,
     names: Vec<std::sync::Arc<str>>,
@@ -68,13 +73,7 @@ pub(crate) struct UsersSink {
 
 impl UsersSink {
     pub(crate) fn finish(self) -> UsersSnapshot {
-        let mut snapshot = self.snapshot;
-        snapshot.users = self
-            .users
-            .into_iter()
-            .map(|(id, copy)| (id, copy.record))
-            .collect();
-        snapshot
+        self.snapshot
     }
 }
 
@@ -120,24 +119,6 @@ impl RowSink for UsersSink {
             return false;
         }
         let id = IdpId::new(user_id);
-
-        // Every copy of a repeated id is an error and the id is held, because
-        // dsync cannot know which copy is right.
-        if let Some(first) = self.users.remove(user_id) {
-            report.earlier_row_error(
-                first.row,
-                first.line,
-                Some("user_id"),
-                duplicate_message(user_id),
-            );
-            report.row_error(row, Some("user_id"), duplicate_message(user_id));
-            self.snapshot.held.insert(id);
-            return false;
-        }
-        if self.snapshot.held.contains(user_id) {
-            report.row_error(row, Some("user_id"), duplicate_message(user_id));
-            return false;
-        }
 
         let mut valid = true;
         if let Some(message) = row.too_many_fields() {
@@ -207,15 +188,58 @@ impl RowSink for UsersSink {
                 .zip(&self.names)
                 .map(|(&position, name)| (name.clone(), Box::from(row.value(position)))),
         );
-        self.users.insert(
+        self.valid.push(ValidRow {
             id,
-            FirstCopy {
-                record: UserRecord { state, attributes },
-                row: row.number,
-                line: row.line,
-            },
-        );
+            record: UserRecord { state, attributes },
+            row: row.number,
+            line: row.line,
+        });
         true
+    }
+
+    /// Builds the user map. Every copy of a repeated id is an error and the
+    /// id is held, because dsync cannot know which copy is right. A valid row
+    /// whose id also appears on a row with errors is a repeat too, so an id
+    /// is never both kept and held.
+    fn end(&mut self, report: &mut FileReport) {
+        let mut valid = std::mem::take(&mut self.valid);
+        let mut users: HashMap<IdpId, UserRecord> = HashMap::with_capacity(valid.len());
+        let mut repeated: HashSet<IdpId> = HashSet::new();
+
+        // The ids stay in `valid` (the map gets copies) so that repeats can
+        // be reported with the rows of every copy.
+        for row in &mut valid {
+            let attributes = std::mem::take(&mut row.record.attributes);
+            let record = UserRecord {
+                state: row.record.state,
+                attributes,
+            };
+            if !self.snapshot.held.is_empty() && self.snapshot.held.contains(&row.id) {
+                repeated.insert(row.id.clone());
+                continue;
+            }
+            match users.entry(row.id.clone()) {
+                Entry::Vacant(entry) => {
+                    entry.insert(record);
+                }
+                Entry::Occupied(_) => {
+                    repeated.insert(row.id.clone());
+                }
+            }
+        }
+
+        if !repeated.is_empty() {
+            for row in &valid {
+                if repeated.contains(&row.id) {
+                    users.remove(&row.id);
+                    let message = duplicate_message(row.id.as_str());
+                    report.earlier_row_error(row.row, row.line, Some("user_id"), message);
+                }
+            }
+            self.snapshot.held.extend(repeated);
+        }
+
+        self.snapshot.users = users;
     }
 }
 
