@@ -385,7 +385,7 @@ async fn host_key_is_reused_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let host_key_path = dir.path().join("sftp_host_ed25519");
 
-    let first = TestServer::start(|config| config.host_key_path = host_key_path.clone()).await;
+    let mut first = TestServer::start(|config| config.host_key_path = host_key_path.clone()).await;
     let first_fingerprint = first.host_key_fingerprint.clone();
     first.stop().await;
     let second = TestServer::start(|config| config.host_key_path = host_key_path.clone()).await;

@@ -144,3 +144,23 @@ async fn dropped_connection_with_open_file_is_not_reported() {
     assert!(server.backend.completed().is_empty());
     assert!(!server.jail("acme").join("users.csv").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_shutdown_fails_open_upload() {
+    let mut server = TestServer::start(|_| {}).await;
+    let key = server.add_account("acme");
+    let handle = connect(&server, &key, "acme").await;
+    let sftp = open_sftp(&handle).await;
+    let mut file = sftp.create("users.csv").await.unwrap();
+    file.write_all(b"id,email\n").await.unwrap();
+    file.flush().await.unwrap();
+    assert!(server.uploads.is_upload_in_progress("acme", "users.csv"));
+
+    let stopped = tokio::time::timeout(Duration::from_secs(10), server.stop()).await;
+
+    assert!(stopped.is_ok(), "the server did not stop within 10 s");
+    server.wait_upload_released("acme", "users.csv").await;
+    assert!(server.backend.completed().is_empty());
+    assert!(!server.jail("acme").join("users.csv").exists());
+    std::mem::forget(file);
+}

@@ -242,8 +242,8 @@ impl TestServer {
         panic!("upload of {path} still in progress after 5 s");
     }
 
-    /// Stops the server and waits for it.
-    pub async fn stop(mut self) {
+    /// Stops the server and waits for it; the temporary folder stays until the value is dropped.
+    pub async fn stop(&mut self) {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
