@@ -3,10 +3,10 @@
 //! HR systems log in with a public key registered to a directory and upload CSV
 //! files into that directory's folder. The server:
 //!
-//! - offers only `publickey` authentication and checks the key with [`SftpBackend::authorize`]
-//!   with the key's SHA256 fingerprint; rejected attempts are counted per source
-//!   IP and an address over [`SftpConfig::max_auth_failures_per_minute`] is
-//!   turned away for up to a minute;
+//! - offers only `publickey` authentication and passes the key's SHA256
+//!   fingerprint to [`SftpBackend::authorize`]. Rejected attempts are counted per
+//!   source IP, and an address over [`SftpConfig::max_auth_failures_per_minute`]
+//!   is turned away for up to a minute;
 //! - confines each account to its root folder: paths are normalised lexically
 //!   with `/` as the root, and any path through a symbolic link is rejected
 //!   ([`jail`]);
