@@ -17,7 +17,7 @@ use dsync_local::webhooks::{run_with_options, WorkerOptions};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
-/// One request the receiver got.
+/// One request the receiver recorded.
 #[derive(Clone, Debug)]
 struct Received {
     signature: String,

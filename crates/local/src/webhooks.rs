@@ -2,13 +2,13 @@
 //!
 //! The store writes one `pending` row into `webhook_deliveries` per
 //! (subscribed endpoint, event), in the same transaction as the event. This
-//! worker opens its own SQLite connection to the same database, sends each due
-//! delivery as `POST <endpoint_url>` with the event JSON as the body and a
-//! `WorkOS-Signature` header computed at send time, records every attempt in
-//! `webhook_attempts`, and reschedules failures with the backoff of
-//! [`dsync_core::webhook::retry_delay`] (about 3 days in all) before marking
-//! them `failed`. Pending rows live in the database, so a restart resumes
-//! where the last run stopped: delivery is at least once.
+//! worker opens its own SQLite connection to the same database. It sends each
+//! due delivery as `POST <endpoint_url>` with the event JSON as the body and a
+//! `WorkOS-Signature` header computed at send time. Every attempt is recorded
+//! in `webhook_attempts`. Failures are retried with the backoff of
+//! [`dsync_core::webhook::retry_delay`] (about 3 days in all), then marked
+//! `failed`. Pending rows live in the database, so a restart resumes where the
+//! last run stopped: delivery is at least once.
 //!
 //! Each endpoint is served by its own task, so a slow or dead receiver never
 //! delays another. Within one endpoint, deliveries go out in event order:
