@@ -11,7 +11,7 @@
 # the packages of tests/sdk/node installed (`npm ci` there); ssh-keygen,
 # sftp and curl. Exits non-zero when any step fails.
 #
-# Environment: DSYNC_BIN (default: build and use target/debug/dsync),
+# Environment: DSYNC_BIN (default: build and use the debug dsync binary),
 # NODE_BIN (default: node), SCHEMATHESIS_MAX_EXAMPLES (default 30).
 set -euo pipefail
 
@@ -22,7 +22,10 @@ max_examples=${SCHEMATHESIS_MAX_EXAMPLES:-30}
 
 if [[ -z "${DSYNC_BIN:-}" ]]; then
     (cd "$root" && cargo build --quiet -p dsync-cli)
-    DSYNC_BIN="$root/target/debug/dsync"
+    # CARGO_TARGET_DIR may point outside the clone (CI reuses one).
+    target_dir=$(cd "$root" && cargo metadata --format-version 1 --no-deps |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+    DSYNC_BIN="$target_dir/debug/dsync"
 fi
 
 work=$(mktemp -d)
