@@ -235,8 +235,8 @@ enum UserPut<'s> {
     Update(&'s User, &'s UserRecord),
 }
 
-impl UserPut<'_> {
-    fn idp_id(&self) -> &IdpId {
+impl<'s> UserPut<'s> {
+    fn idp_id(&self) -> &'s IdpId {
         match self {
             UserPut::Create(idp_id, _) => idp_id,
             UserPut::Update(user, _) => &user.idp_id,
@@ -347,25 +347,7 @@ impl<'s> Planner<'s> {
         // Steps, in commit order.
         let new_users = self.push_user_puts(&puts);
         let new_groups = self.push_group_puts(&desired_groups);
-        let mut json_cache = JsonCache::default();
-        for pair in &memberships.added {
-            self.push_membership(
-                pair,
-                EventKind::GroupUserAdded,
-                &new_users,
-                &new_groups,
-                &mut json_cache,
-            );
-        }
-        for pair in &memberships.removed {
-            self.push_membership(
-                pair,
-                EventKind::GroupUserRemoved,
-                &new_users,
-                &new_groups,
-                &mut json_cache,
-            );
-        }
+        self.push_memberships(&memberships, &new_users, &new_groups);
         self.push_group_deletes(&desired_groups);
         for user in deletes {
             let event =
@@ -471,7 +453,10 @@ impl<'s> Planner<'s> {
         };
 
         let stored = &self.state.memberships;
-        let workers = worker_count(stored.len().max(uploaded.memberships.len()));
+        let workers = worker_count(
+            stored.len().max(uploaded.memberships.len()),
+            PARALLEL_MINIMUM,
+        );
         let cuts: Vec<&'s (GroupName, IdpId)> = if workers > 1 {
             let step = stored.len().div_ceil(workers).max(1);
             stored.iter().step_by(step).skip(1).collect()
@@ -522,58 +507,73 @@ impl<'s> Planner<'s> {
     /// Pushes user creates and updates; returns the new records by `idp_id`
     /// (as indexes into the steps) for the membership events.
     fn push_user_puts(&mut self, puts: &[UserPut<'s>]) -> HashMap<&'s str, usize> {
+        let first = self.steps.len();
         let mut index = HashMap::with_capacity(puts.len());
-        let now = self.ctx.now;
+        let mut work: Vec<(usize, &UserPut<'s>)> = Vec::with_capacity(puts.len());
+        for (offset, put) in puts.iter().enumerate() {
+            index.insert(put.idp_id().as_str(), first + offset);
+            work.push((first + offset, put));
+        }
 
-        for put in puts {
-            let (user, kind, before) = match put {
-                UserPut::Create(idp_id, record) => {
-                    let ulid = derived_ulid(
-                        self.now_ms,
-                        &[
-                            self.ctx.directory.id.as_str().as_bytes(),
-                            b"user",
-                            idp_id.as_str().as_bytes(),
-                        ],
-                    );
-                    let user = User {
-                        id: UserId::from_ulid(ulid),
-                        idp_id: (*idp_id).clone(),
-                        state: record.state,
-                        attributes: record.attributes.clone(),
-                        created_at: now,
-                        updated_at: now,
-                    };
-                    index.insert(idp_id.as_str(), self.steps.len());
-                    (user, EventKind::UserCreated, None)
-                }
-                UserPut::Update(stored, record) => {
-                    let user = User {
-                        id: stored.id.clone(),
-                        idp_id: stored.idp_id.clone(),
-                        state: record.state,
-                        attributes: record.attributes.clone(),
-                        created_at: stored.created_at,
-                        updated_at: now,
-                    };
-                    index.insert(stored.idp_id.as_str(), self.steps.len());
-                    (user, EventKind::UserUpdated, Some(*stored))
-                }
-            };
-
-            let owner = self.owner;
-            let event = self.event_for(kind, || {
-                with_previous(
-                    user_json(&user, owner, None),
-                    before.map(|old| user_json(old, owner, None)),
-                )
-            });
-            self.steps.push(Step {
-                change: Change::PutUser(user),
-                event,
-            });
+        let this = &*self;
+        let parts = map_chunks(&work, JSON_PARALLEL_MINIMUM, |part| {
+            part.iter()
+                .map(|&(step, put)| this.user_put_step(step, put))
+                .collect::<Vec<Step>>()
+        });
+        for part in parts {
+            self.steps.extend(part);
         }
         index
+    }
+
+    /// Builds the step at position `step` that creates or updates a user.
+    fn user_put_step(&self, step: usize, put: &UserPut<'s>) -> Step {
+        let now = self.ctx.now;
+        let (user, kind, before) = match put {
+            UserPut::Create(idp_id, record) => {
+                let ulid = derived_ulid(
+                    self.now_ms,
+                    &[
+                        self.ctx.directory.id.as_str().as_bytes(),
+                        b"user",
+                        idp_id.as_str().as_bytes(),
+                    ],
+                );
+                let user = User {
+                    id: UserId::from_ulid(ulid),
+                    idp_id: (*idp_id).clone(),
+                    state: record.state,
+                    attributes: record.attributes.clone(),
+                    created_at: now,
+                    updated_at: now,
+                };
+                (user, EventKind::UserCreated, None)
+            }
+            UserPut::Update(stored, record) => {
+                let user = User {
+                    id: stored.id.clone(),
+                    idp_id: stored.idp_id.clone(),
+                    state: record.state,
+                    attributes: record.attributes.clone(),
+                    created_at: stored.created_at,
+                    updated_at: now,
+                };
+                (user, EventKind::UserUpdated, Some(*stored))
+            }
+        };
+
+        let event = self.with_events.then(|| {
+            let data = with_previous(
+                user_json(&user, self.owner, None),
+                before.map(|old| user_json(old, self.owner, None)),
+            );
+            self.event_at(step, kind, data)
+        });
+        Step {
+            change: Change::PutUser(user),
+            event,
+        }
     }
 
     fn push_group_puts(
@@ -640,45 +640,89 @@ impl<'s> Planner<'s> {
         index
     }
 
-    fn push_membership(
+    /// Pushes membership adds, then removes, building their payloads on
+    /// parallel threads when there are many.
+    fn push_memberships(
         &mut self,
+        memberships: &MembershipDiff<'s>,
+        new_users: &HashMap<&'s str, usize>,
+        new_groups: &HashMap<&'s str, usize>,
+    ) {
+        let first = self.steps.len();
+        let added = memberships
+            .added
+            .iter()
+            .map(|pair| (*pair, EventKind::GroupUserAdded));
+        let removed = memberships
+            .removed
+            .iter()
+            .map(|pair| (*pair, EventKind::GroupUserRemoved));
+        let work: Vec<(usize, &'s (GroupName, IdpId), EventKind)> = added
+            .chain(removed)
+            .enumerate()
+            .map(|(offset, (pair, kind))| (first + offset, pair, kind))
+            .collect();
+
+        let this = &*self;
+        let parts = map_chunks(&work, JSON_PARALLEL_MINIMUM, |part| {
+            let mut cache = JsonCache::default();
+            part.iter()
+                .map(|&(step, pair, kind)| {
+                    this.membership_step(step, pair, kind, new_users, new_groups, &mut cache)
+                })
+                .collect::<Vec<Step>>()
+        });
+        for part in parts {
+            self.steps.extend(part);
+        }
+    }
+
+    /// Builds the step at position `step` that adds or removes a membership.
+    fn membership_step(
+        &self,
+        step: usize,
         pair: &(GroupName, IdpId),
         kind: EventKind,
         new_users: &HashMap<&'s str, usize>,
         new_groups: &HashMap<&'s str, usize>,
         cache: &mut JsonCache,
-    ) {
+    ) -> Step {
         let change = match kind {
             EventKind::GroupUserAdded => Change::AddMembership(pair.0.clone(), pair.1.clone()),
             _ => Change::RemoveMembership(pair.0.clone(), pair.1.clone()),
         };
+        if !self.with_events {
+            return Step {
+                change,
+                event: None,
+            };
+        }
 
-        let event = if self.with_events {
-            let user = cache.user(pair.1.as_str(), || {
-                let record = match new_users.get(pair.1.as_str()) {
-                    Some(&step) => put_user(&self.steps[step]),
-                    None => self.state.users.get(&pair.1),
-                };
-                record.map_or(Value::Null, |user| user_json(user, self.owner, None))
-            });
-            let group = cache.group(pair.0.as_str(), || {
-                let record = match new_groups.get(pair.0.as_str()) {
-                    Some(&step) => put_group(&self.steps[step]),
-                    None => self.state.groups.get(&pair.0),
-                };
-                record.map_or(Value::Null, |group| group_json(group, self.owner))
-            });
-            let data = serde_json::json!({
-                "directory_id": self.ctx.directory.id,
-                "user": user,
-                "group": group,
-            });
-            Some(self.event(kind, data))
-        } else {
-            None
-        };
-
-        self.steps.push(Step { change, event });
+        // The user and group as they are after the sync: the new record when
+        // this plan puts one, else the stored one.
+        let user = cache.user(pair.1.as_str(), || {
+            let record = match new_users.get(pair.1.as_str()) {
+                Some(&index) => put_user(&self.steps[index]),
+                None => self.state.users.get(&pair.1),
+            };
+            record.map_or(Value::Null, |user| user_json(user, self.owner, None))
+        });
+        let group = cache.group(pair.0.as_str(), || {
+            let record = match new_groups.get(pair.0.as_str()) {
+                Some(&index) => put_group(&self.steps[index]),
+                None => self.state.groups.get(&pair.0),
+            };
+            record.map_or(Value::Null, |group| group_json(group, self.owner))
+        });
+        let data = serde_json::json!({
+            "directory_id": self.ctx.directory.id,
+            "user": user,
+            "group": group,
+        });
+        Step {
+            change,
+            event: Some(self.event_at(step, kind, data)),
+        }
     }
 
     fn push_group_deletes(&mut self, desired: &BTreeMap<&'s GroupName, GroupSource<'s>>) {
@@ -702,7 +746,13 @@ impl<'s> Planner<'s> {
     /// Builds the event of the step about to be pushed: its id sorts after
     /// the ids of all earlier steps.
     fn event(&self, kind: EventKind, data: Value) -> Event {
-        let random = self.event_base + self.steps.len() as u128;
+        self.event_at(self.steps.len(), kind, data)
+    }
+
+    /// Builds the event of the step at position `step`: event ids increase
+    /// with the step position.
+    fn event_at(&self, step: usize, kind: EventKind, data: Value) -> Event {
+        let random = self.event_base + step as u128;
         Event {
             id: EventId::from_ulid(Ulid::from_parts(self.now_ms, random)),
             event: kind,
@@ -886,15 +936,22 @@ impl UserDecisions<'_> {
     }
 }
 
-/// Below this many records a phase runs on the calling thread: starting
-/// threads costs more than it saves.
+/// Below this many records a comparison phase runs on the calling thread:
+/// starting threads costs more than it saves.
 const PARALLEL_MINIMUM: usize = 50_000;
+
+/// The same for building event payloads, which cost microseconds each.
+const JSON_PARALLEL_MINIMUM: usize = 2_000;
 
 /// Runs `work` over chunks of `items` on up to [`worker_count`] scoped
 /// threads and returns the results in chunk order, so the outcome does not
 /// depend on the number of threads.
-fn map_chunks<T: Sync, R: Send>(items: &[T], work: impl Fn(&[T]) -> R + Sync) -> Vec<R> {
-    let workers = worker_count(items.len());
+fn map_chunks<T: Sync, R: Send>(
+    items: &[T],
+    minimum: usize,
+    work: impl Fn(&[T]) -> R + Sync,
+) -> Vec<R> {
+    let workers = worker_count(items.len(), minimum);
     if workers <= 1 {
         return vec![work(items)];
     }
@@ -918,8 +975,8 @@ fn map_chunks<T: Sync, R: Send>(items: &[T], work: impl Fn(&[T]) -> R + Sync) ->
     })
 }
 
-fn worker_count(items: usize) -> usize {
-    if items < PARALLEL_MINIMUM {
+fn worker_count(items: usize, minimum: usize) -> usize {
+    if items < minimum {
         return 1;
     }
     std::thread::available_parallelism()
@@ -938,7 +995,7 @@ fn decide_users<'s>(
     let stored: Vec<(&'s IdpId, &'s User)> = state.users.iter().collect();
     let mut decisions = UserDecisions::default();
 
-    let uploaded_parts = map_chunks(&uploaded, |part| {
+    let uploaded_parts = map_chunks(&uploaded, PARALLEL_MINIMUM, |part| {
         let mut found = UserDecisions::default();
         for &(idp_id, record) in part {
             if users.held.contains(idp_id) {
@@ -969,7 +1026,7 @@ fn decide_users<'s>(
         decisions.merge(part);
     }
 
-    let stored_parts = map_chunks(&stored, |part| {
+    let stored_parts = map_chunks(&stored, PARALLEL_MINIMUM, |part| {
         let mut found = UserDecisions::default();
         for &(idp_id, user) in part {
             if users.held.contains(idp_id) {
