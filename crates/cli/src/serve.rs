@@ -121,7 +121,18 @@ async fn bootstrap_api_key(deployment: &LocalDeployment) -> anyhow::Result<()> {
         if !secret.starts_with("sk_") || secret.len() < 20 {
             anyhow::bail!("DSYNC_API_KEY must start with sk_ and be at least 20 characters long");
         }
-        if store.find_api_key(&secret_sha256(&secret)).await?.is_none() {
+        let hash = secret_sha256(&secret);
+        if store.find_api_key(&hash).await?.is_none() {
+            let revoked = store
+                .list_api_keys()
+                .await?
+                .into_iter()
+                .any(|key| key.secret_sha256 == hash);
+            if revoked {
+                anyhow::bail!(
+                    "the key in DSYNC_API_KEY was revoked; set a new key or unset DSYNC_API_KEY"
+                );
+            }
             let record = store_api_key(store, "DSYNC_API_KEY", &secret).await?;
             tracing::info!(api_key_id = %record.id, "registered the API key from DSYNC_API_KEY");
         }

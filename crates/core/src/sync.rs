@@ -231,7 +231,13 @@ impl Services {
             attempt += 1;
             match self.reconcile_once(directory).await {
                 Err(ServiceError::Store(StoreError::Conflict(_))) if attempt < COMMIT_ATTEMPTS => {
-                    continue
+                    // The competing commit is stamped with a millisecond at or
+                    // before now. Starting the retry in a later millisecond
+                    // keeps the store's check from reporting it again.
+                    let failed_at = Timestamp::now();
+                    while Timestamp::now() <= failed_at {
+                        std::thread::yield_now();
+                    }
                 }
                 other => return other,
             }

@@ -407,3 +407,31 @@ async fn reconcile_same_files_replans_after_settings_change() {
         dsync_core::model::UserState::Inactive
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_reconciles_emit_each_event_once() {
+    let test = TestStore::new();
+    let directory = test.directory("org_concurrent").await;
+    put_upload(&test, &directory, "users.csv", &users_csv(30)).await;
+
+    let services = test.services().clone();
+    let (first, second, third) = tokio::join!(
+        services.reconcile_outcome(&directory.id),
+        services.reconcile_outcome(&directory.id),
+        services.reconcile_outcome(&directory.id),
+    );
+
+    for outcome in [first, second, third] {
+        assert!(outcome.is_ok(), "got {outcome:?}");
+    }
+    assert_eq!(events_of(&test, EventKind::UserCreated).await, 30);
+    assert_eq!(
+        test.store()
+            .load_state(&directory.id)
+            .await
+            .unwrap()
+            .users
+            .len(),
+        30
+    );
+}
