@@ -54,8 +54,9 @@ struct CheckReport<'a> {
     ignored: &'a [IgnoredFile],
 }
 
-/// Exits 0 when no file or row has an error, 2 when one does; an unusable
-/// path or a failed read is an `Err`, which `main` turns into exit 1.
+/// Runs the check. It exits 0 when no file or row has an error and 2 when
+/// one does. An unusable path or a failed read is an `Err`, which `main`
+/// turns into exit 1.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let limits = ReadLimits {
         max_file_bytes: args.max_file_bytes,

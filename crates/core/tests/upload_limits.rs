@@ -8,8 +8,8 @@ use dsync_core::upload::{read_snapshot, read_snapshot_with_progress, ReadLimits,
 
 const HEADER: &str = "user_id,first_name,last_name,email\n";
 
-/// Generates a users file of `rows` rows on the fly, so the test itself
-/// never holds the whole file.
+/// A users file of `rows` rows generated on the fly, so the test itself
+/// never keeps the whole file in memory.
 struct GeneratedUsers {
     rows: u64,
     next_row: u64,

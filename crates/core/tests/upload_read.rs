@@ -66,7 +66,7 @@ fn attribute<'a>(snapshot: &'a Snapshot, user_id: &str, column: &str) -> &'a str
         .unwrap_or_else(|| panic!("column {column} missing"))
 }
 
-/// The single file-level error of a rejected users file.
+/// Returns the single file-level error of a rejected users file.
 fn rejection(snapshot: &Snapshot) -> &Diagnostic {
     assert_eq!(snapshot.users, KindSnapshot::Rejected);
     assert!(!snapshot.files[0].accepted);

@@ -28,7 +28,7 @@ fn person() -> impl Strategy<Value = Person> {
     })
 }
 
-/// What dsync stores for a written value: line ends become `\n`, then the value is trimmed.
+/// Returns what dsync stores for a written value: line ends become `\n`, then the value is trimmed.
 fn expected(value: &str) -> String {
     value
         .replace("\r\n", "\n")

@@ -99,9 +99,9 @@ pub(crate) struct Columns {
 }
 
 impl Columns {
-    /// Builds the layout from the header record. Empty trailing names (from a
-    /// trailing delimiter) are dropped; an empty name in the middle is kept
-    /// as an ignored column, and `empty_names` lists its 1-based position.
+    /// Builds the layout from the header record. Empty trailing names, from a
+    /// trailing delimiter, are dropped. An empty name in the middle is kept as
+    /// an ignored column, and the returned list has its 1-based position.
     pub(crate) fn from_header<'a>(
         header: impl Iterator<Item = &'a str>,
         interner: &mut NameInterner,
@@ -177,7 +177,7 @@ impl Columns {
             .collect()
     }
 
-    /// The normalised names, for error messages.
+    /// Returns the normalised names, for error messages.
     pub(crate) fn names(&self) -> Vec<String> {
         self.names
             .iter()

@@ -1,14 +1,14 @@
 //! Decoding an upload into UTF-8 text with `\n` line ends, one chunk at a time.
 //!
 //! Design: the encoding is chosen from the first bytes (a UTF-8 or UTF-16
-//! byte order mark) and otherwise the file is read as UTF-8 while each chunk
-//! is validated. When the first invalid byte appears and every byte before it
-//! was ASCII, decoding switches to Windows-1252 from that byte on; the output
-//! is then exactly what decoding the whole file as Windows-1252 would give,
-//! because both encodings agree on ASCII. When valid multi-byte UTF-8 came
+//! byte order mark). Otherwise the file is read as UTF-8 and each chunk is
+//! validated. When the first invalid byte appears and every byte before it
+//! was ASCII, decoding switches to Windows-1252 from that byte on. Because
+//! both encodings agree on ASCII, the output is exactly what decoding the
+//! whole file as Windows-1252 would give. When valid multi-byte UTF-8 came
 //! before the invalid byte, the file mixes encodings and is rejected rather
-//! than guessed, so no source ever has to be read twice and memory stays at
-//! two fixed chunk buffers.
+//! than guessed. So no source is ever read twice, and memory stays at a few
+//! fixed-size chunk buffers.
 
 use std::io::{self, Read};
 
@@ -54,17 +54,16 @@ enum Mode {
     Decoder(Decoder),
 }
 
-/// The byte that ends the decoded text. NUL never reaches the parser
-/// otherwise (it rejects the file as binary), so the parser returns it as a
-/// record of its own after the last line, unless the file ends inside a
-/// quoted value: then the marker becomes the end of that value, which is
-/// how an unclosed quote is detected without tracking quotes separately.
+/// The byte that ends the decoded text. No other NUL reaches the parser,
+/// because a NUL in the upload rejects it as binary. After a complete last
+/// line the parser returns the marker as a record of its own. When the file
+/// ends inside a quoted value, the marker becomes the end of that value
+/// instead, and that is how an unclosed quote is detected.
 pub(crate) const END_MARKER: u8 = 0;
 
-/// Turns raw upload bytes into UTF-8 with every CRLF and lone CR replaced
-/// by LF (inside quoted values too), then a final LF when the file lacks
-/// one (so every record ends with a line end and line numbers can be
-/// computed from it), then [`END_MARKER`].
+/// Decodes raw upload bytes into UTF-8 and replaces every CRLF and lone CR
+/// by LF, inside quoted values too. At the end it adds a LF when the file
+/// lacks one, so every record ends with a line end, and then [`END_MARKER`].
 pub(crate) struct TextReader<R> {
     source: R,
     encoding: Encoding,
@@ -259,8 +258,8 @@ impl<R: Read> TextReader<R> {
         };
         let pending = &self.raw[self.raw_start..self.raw_end];
 
-        // Windows-1252 needs at most 3 UTF-8 bytes per byte and UTF-16 at most
-        // 3 per 2 bytes (plus a carried half), so this bound never overflows.
+        // encoding_rs returns the exact worst case here. It is `None` only when
+        // the length computation overflows, which a 64 KiB chunk cannot cause.
         let room = decoder
             .max_utf8_buffer_length_without_replacement(pending.len())
             .unwrap_or(pending.len() * 3 + 8);
@@ -282,7 +281,8 @@ impl<R: Read> TextReader<R> {
         Ok(())
     }
 
-    /// Rewrites `text[from..]` in place: CRLF and lone CR become LF. Rejects NUL.
+    /// Rewrites `text[from..]` in place so CRLF and lone CR become LF, and
+    /// rejects NUL.
     fn normalise_line_ends(&mut self, from: usize) -> io::Result<()> {
         let len = self.text.len();
         if from == len {

@@ -60,7 +60,7 @@ impl FileError {
         io::Error::other(self)
     }
 
-    /// The 1-based data row and physical line the problem starts on, when it has one.
+    /// Returns the 1-based data row and physical line where the problem starts, when known.
     pub(crate) fn position(&self) -> (Option<u64>, Option<u64>) {
         match self {
             FileError::UnclosedQuote { line } => (None, Some(*line)),

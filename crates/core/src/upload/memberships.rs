@@ -99,7 +99,7 @@ impl RowSink for MembershipsSink<'_> {
             }
         }
 
-        // A repeated membership says the same thing twice, so the copy is harmless.
+        // A repeated membership states the same fact twice, so the copy is harmless.
         self.snapshot.memberships.insert(pair);
         true
     }

@@ -60,9 +60,9 @@ pub fn file_kind(name: &str) -> Option<FileKind> {
 /// Picks the newest file of each kind that counts as an upload.
 ///
 /// Files whose name [`file_kind`] does not recognise and zero-byte files are
-/// skipped. Newest means the latest `modified`; equal times are broken by the
-/// greater name (so `users_20261205.csv` beats `users_20261204.csv` when both
-/// arrive in the same millisecond), which keeps the choice deterministic.
+/// skipped. Newest means the latest `modified`. Equal times are broken by
+/// the greater name, so the choice is deterministic and `users_20261205.csv`
+/// beats `users_20261204.csv` when both arrive in the same millisecond.
 pub fn newest_per_kind(files: &[StoredFile]) -> BTreeMap<FileKind, StoredFile> {
     let mut newest: BTreeMap<FileKind, StoredFile> = BTreeMap::new();
 

@@ -25,14 +25,14 @@ const MAX_RECORD_LINES: u64 = 100;
 /// A record larger than this is an unbalanced quote, not a real row.
 const MAX_RECORD_BYTES: usize = 1024 * 1024;
 
-/// Row errors kept per file; the rest are counted in one closing diagnostic
-/// so a file with a million bad rows still gives a readable report.
+/// Maximum row errors listed per file. The rest are counted in one closing
+/// diagnostic, so a file with a million bad rows still gives a readable report.
 const MAX_ROW_ERRORS_PER_FILE: usize = 1000;
 
-/// How often, in data rows, progress is reported.
+/// Interval between progress reports, in data rows.
 const PROGRESS_EVERY_ROWS: u64 = 64 * 1024;
 
-/// What each kind does with the rows of its file.
+/// The validation of one kind of file, fed one row at a time.
 pub(crate) trait RowSink {
     /// Columns the header must have, normalised.
     fn required_columns(&self) -> &'static [&'static str];
@@ -68,8 +68,8 @@ impl Row<'_> {
         self.record.get(index).map(trim_value).unwrap_or("")
     }
 
-    /// Describes a row that has more non-empty fields than the header has
-    /// columns, which means a value holds an unquoted delimiter.
+    /// Returns an error message when the row has more non-empty fields than
+    /// the header has columns, which means a value contains an unquoted delimiter.
     pub fn too_many_fields(&self) -> Option<String> {
         let width = self.columns.width();
         (self.used_fields > width).then(|| {
@@ -184,7 +184,7 @@ impl FileReport {
     }
 }
 
-/// How one file was read.
+/// The outcome of reading one file.
 pub(crate) struct TableSummary {
     pub encoding: Encoding,
     /// `None` when the file was rejected before its header was read.
