@@ -291,10 +291,22 @@ impl Server {
 
     /// `GET path` on the HTTP API with the test API key; returns status and JSON body.
     pub fn http_get(&self, path: &str) -> (u16, Value) {
+        self.http_request("GET", path, None)
+    }
+
+    /// `POST path` with a JSON body on the HTTP API; returns status and JSON body.
+    pub fn http_post(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.http_request("POST", path, Some(body))
+    }
+
+    fn http_request(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
         let mut stream = TcpStream::connect(("127.0.0.1", self.http_port)).expect("connect HTTP");
+        let body = body.map(Value::to_string).unwrap_or_default();
         let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: Bearer {API_KEY}\r\nConnection: close\r\n\r\n",
-            self.http_port
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: Bearer {API_KEY}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.http_port,
+            body.len()
         );
         stream.write_all(request.as_bytes()).unwrap();
         let mut response = Vec::new();
