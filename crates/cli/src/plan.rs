@@ -10,7 +10,7 @@ use anyhow::Context;
 use dsync_core::event::{Event, EventKind};
 use dsync_core::ids::{derived_ulid, DirectoryId};
 use dsync_core::model::{Directory, DirectoryState, DirectoryStatus};
-use dsync_core::plan::{plan, Plan, PlanContext, PlanStatus};
+use dsync_core::plan::{plan, plan_without_events, Plan, PlanContext, PlanStatus};
 use dsync_core::report::{Counts, Diagnostic, FileKind};
 use dsync_core::settings::{DirectorySettings, InactiveUserPolicy};
 use dsync_core::snapshot::Snapshot;
@@ -126,7 +126,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         approved: true,
     };
     let mut state = DirectoryState::default();
-    let before_plan = plan(&state, &before, &before_context);
+    // Its events are never shown, so none are built.
+    let before_plan = plan_without_events(&state, &before, &before_context);
     if before_plan.status == PlanStatus::Rejected && !before.files.is_empty() {
         eprintln!(
             "note: BEFORE gives no usable users file ({}), so AFTER is planned onto an empty directory",

@@ -516,15 +516,27 @@ impl<'s> Planner<'s> {
         }
 
         let this = &*self;
-        let parts = map_chunks(&work, JSON_PARALLEL_MINIMUM, |part| {
+        let parts = map_chunks(&work, this.parallel_minimum(), |part| {
             part.iter()
                 .map(|&(step, put)| this.user_put_step(step, put))
                 .collect::<Vec<Step>>()
         });
+        self.steps.reserve(work.len());
         for part in parts {
             self.steps.extend(part);
         }
         index
+    }
+
+    /// How many steps make building them on several threads worthwhile.
+    /// Without payloads a step is a clone, and parallel chunks would only
+    /// hold a second copy of the steps until they are joined.
+    fn parallel_minimum(&self) -> usize {
+        if self.with_events {
+            JSON_PARALLEL_MINIMUM
+        } else {
+            usize::MAX
+        }
     }
 
     /// Builds the step at position `step` that creates or updates a user.
@@ -664,7 +676,7 @@ impl<'s> Planner<'s> {
             .collect();
 
         let this = &*self;
-        let parts = map_chunks(&work, JSON_PARALLEL_MINIMUM, |part| {
+        let parts = map_chunks(&work, this.parallel_minimum(), |part| {
             let mut cache = JsonCache::default();
             part.iter()
                 .map(|&(step, pair, kind)| {
@@ -672,6 +684,7 @@ impl<'s> Planner<'s> {
                 })
                 .collect::<Vec<Step>>()
         });
+        self.steps.reserve(work.len());
         for part in parts {
             self.steps.extend(part);
         }
