@@ -314,6 +314,35 @@ impl DynamoStore {
         Ok(items)
     }
 
+    /// Writes items 25 at a time without a transaction, retrying unprocessed
+    /// ones. For bulk loads (and test fixtures), never for a sync.
+    pub async fn batch_put(&self, items: &[Item]) -> StoreResult<()> {
+        use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+        for chunk in items.chunks(25) {
+            let mut requests = Vec::new();
+            for item in chunk {
+                requests.push(
+                    WriteRequest::builder()
+                        .put_request(PutRequest::builder().set_item(Some(to_attributes(item))).build().map_err(build_error)?)
+                        .build(),
+                );
+            }
+            while !requests.is_empty() {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, std::mem::take(&mut requests))
+                    .send()
+                    .await
+                    .map_err(backend("BatchWriteItem"))?;
+                if let Some(mut rest) = out.unprocessed_items {
+                    requests = rest.remove(&self.table).unwrap_or_default();
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Deletes items 25 at a time, retrying unprocessed ones.
     async fn batch_delete(&self, keys: Vec<(String, String)>) -> StoreResult<()> {
         use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};

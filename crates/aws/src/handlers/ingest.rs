@@ -149,7 +149,13 @@ async fn handle_batch(deployment: &Deployment, records: &[Value]) -> Value {
             // Offboarding started or finished: the upload no longer matters.
             Err(ServiceError::NotFound { .. }) => {}
             Err(ServiceError::Conflict(_)) if is_deleting(deployment, &directory).await => {}
-            Err(ServiceError::Store(StoreError::Busy(_))) | Err(_) => failures.extend(messages),
+            Err(ServiceError::Store(StoreError::Busy(_))) => {
+                // Another invocation is reconciling this directory; come back
+                // soon rather than after the whole visibility timeout.
+                retry_soon(deployment, records, &messages).await;
+                failures.extend(messages);
+            }
+            Err(_) => failures.extend(messages),
         }
     }
     json!({
@@ -158,6 +164,34 @@ async fn handle_batch(deployment: &Deployment, records: &[Value]) -> Value {
             .map(|id| json!({ "itemIdentifier": id }))
             .collect::<Vec<_>>()
     })
+}
+
+/// Seconds a message waits when its directory's lease was taken.
+pub const BUSY_RETRY_SECONDS: i32 = 30;
+
+async fn retry_soon(deployment: &Deployment, records: &[Value], messages: &[String]) {
+    let queue = &deployment.settings.ingest_queue_url;
+    if queue.is_empty() {
+        return;
+    }
+    for record in records {
+        let id = record.get("messageId").and_then(Value::as_str).unwrap_or_default();
+        let Some(receipt) = record.get("receiptHandle").and_then(Value::as_str) else { continue };
+        if messages.iter().any(|m| m == id) {
+            let changed = deployment
+                .clients
+                .sqs
+                .change_message_visibility()
+                .queue_url(queue)
+                .receipt_handle(receipt)
+                .visibility_timeout(BUSY_RETRY_SECONDS)
+                .send()
+                .await;
+            if let Err(error) = changed {
+                tracing::warn!(message_id = %id, error = %crate::s3::describe(&error), "shortening the retry wait failed");
+            }
+        }
+    }
 }
 
 async fn is_deleting(deployment: &Deployment, directory: &DirectoryId) -> bool {
