@@ -17,7 +17,7 @@ struct Received {
     body: String,
 }
 
-/// Accepts requests on a loopback port, answers 200 and passes each on.
+/// Accepts requests on a loopback port, replies 200 and passes each on.
 fn start_receiver() -> (u16, mpsc::Receiver<Received>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();

@@ -202,10 +202,10 @@ fn parse_id<T>(
     text: &str,
     parse: fn(&str) -> Option<T>,
     prefix: &str,
-    what: &str,
+    id_kind: &str,
 ) -> anyhow::Result<T> {
     parse(text).with_context(|| {
-        format!("{text:?} is not a {what} id; {what} ids look like {prefix}01J...")
+        format!("{text:?} is not a {id_kind} id; {id_kind} ids look like {prefix}01J...")
     })
 }
 

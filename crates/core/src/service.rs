@@ -91,7 +91,7 @@ impl Services {
         Ok(directory)
     }
 
-    /// True when the log holds an event of `kind` for the directory.
+    /// Returns true when the log contains an event of `kind` for the directory.
     async fn has_event(
         &self,
         directory: &DirectoryId,
@@ -289,7 +289,7 @@ impl Services {
     ///
     /// Returns the new sync record, or the previous one when the newest
     /// uploads were already processed (nothing is written then). Fails with
-    /// `NotFound` when the folder holds no recognised upload.
+    /// `NotFound` when the folder contains no recognised upload.
     pub async fn reconcile(&self, directory: &DirectoryId) -> Result<SyncRecord, ServiceError> {
         match self.reconcile_outcome(directory).await? {
             ReconcileOutcome::NoUploads => Err(ServiceError::NotFound {

@@ -33,7 +33,7 @@ const COMMIT_ATTEMPTS: usize = 3;
 /// The result of one reconcile.
 #[derive(Debug)]
 pub enum ReconcileOutcome {
-    /// The folder holds no recognised upload; nothing was written.
+    /// The folder contains no recognised upload, so nothing was written.
     NoUploads,
     /// The newest uploads (same names and checksums) were already processed
     /// and planning them again changes nothing; nothing was written. Carries
@@ -42,8 +42,8 @@ pub enum ReconcileOutcome {
     /// A new sync record was written (applied, held, rejected or failed).
     Synced {
         record: SyncRecord,
-        /// Set when the report could not be written to `results/`; the sync
-        /// itself stands.
+        /// Set when the report could not be written to `results/`. The sync
+        /// itself is committed or saved regardless.
         report_error: Option<StoreError>,
     },
 }
@@ -64,7 +64,7 @@ fn next_sync_id() -> SyncId {
     }
 }
 
-/// The name of a sync report inside `results/`: the sync's finish time, then
+/// Returns the name of a sync report inside `results/`: the sync's finish time, then
 /// its id, so a folder listing sorts by time.
 pub fn report_file_name(record: &SyncRecord) -> String {
     let time = record
@@ -74,7 +74,7 @@ pub fn report_file_name(record: &SyncRecord) -> String {
     format!("{time}-{}.json", record.id)
 }
 
-/// The files a record read, as (name, checksum) pairs in a fixed order.
+/// Returns the files a record read as sorted (kind, name, checksum) triples.
 fn file_signature(files: &[FileSummary]) -> Vec<(FileKind, &str, &str)> {
     let mut signature: Vec<(FileKind, &str, &str)> = files
         .iter()
@@ -86,7 +86,7 @@ fn file_signature(files: &[FileSummary]) -> Vec<(FileKind, &str, &str)> {
 
 /// True when the chosen uploads are exactly the files `record` read: the same
 /// kinds and names, and the same SHA-256 of their bytes. Any read error
-/// answers false, so the full read that follows records it.
+/// returns false, so the full read that follows records it.
 async fn files_match_record(
     services: &Services,
     directory: &Directory,
@@ -172,7 +172,7 @@ fn new_record(directory: &Directory, id: SyncId, started_at: Timestamp) -> SyncR
     }
 }
 
-/// The newest record of a directory that is not `failed` (a failed sync is
+/// Returns the newest record of a directory that is not `failed` (a failed sync is
 /// retried, so it never makes the next reconcile a no-op).
 async fn last_settled_record(
     services: &Services,
@@ -221,7 +221,7 @@ async fn write_report(
 }
 
 impl Services {
-    /// Reconciles a directory and says whether anything was written.
+    /// Reconciles a directory and reports whether anything was written.
     pub async fn reconcile_outcome(
         &self,
         directory: &crate::ids::DirectoryId,
@@ -469,8 +469,8 @@ pub(crate) async fn approve(
         }
     }
 
-    // The sync stands even when the report cannot be written; the record in
-    // the store is the source of truth.
+    // The record in the store is the source of truth, so a report that cannot
+    // be written does not fail the approval.
     let _ = write_report(services, &directory, &record).await;
     Ok(record)
 }

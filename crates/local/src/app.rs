@@ -70,7 +70,7 @@ impl SftpEndpoint {
     }
 }
 
-/// The SFTP server's host key file inside a data dir.
+/// Returns the SFTP server's host key file inside a data dir.
 pub fn host_key_path(data_dir: &Path) -> PathBuf {
     data_dir.join("ssh_host_ed25519_key")
 }
@@ -379,7 +379,7 @@ impl SftpBackend for LocalSftpBackend {
     }
 }
 
-/// Every directory id that accepts uploads.
+/// Lists the id of every directory that accepts uploads.
 async fn linked_directories(store: &SqliteStore) -> StoreResult<Vec<DirectoryId>> {
     let mut ids = Vec::new();
     let mut page = PageRequest {

@@ -41,7 +41,7 @@ pub struct LocalFiles {
     filter: Option<Arc<dyn UploadFilter>>,
 }
 
-/// The root of every directory's upload folder inside a data dir.
+/// Returns the root of every directory's upload folder inside a data dir.
 pub fn sftp_root(data_dir: &Path) -> PathBuf {
     data_dir.join("sftp")
 }
@@ -60,7 +60,7 @@ impl LocalFiles {
         self
     }
 
-    /// The upload folder of a directory, which is also its SFTP jail root.
+    /// Returns the upload folder of a directory, which is also its SFTP jail root.
     pub fn folder_of_username(&self, username: &str) -> StoreResult<PathBuf> {
         // Usernames are generated (`d-` and a lowercase ULID), but the folder
         // name still must not be able to leave the root.
