@@ -205,7 +205,7 @@ fn parse_id<T>(
     id_kind: &str,
 ) -> anyhow::Result<T> {
     parse(text).with_context(|| {
-        format!("{text:?} is not a {id_kind} id; {id_kind} ids look like {prefix}01J...")
+        format!("invalid {id_kind} id {text:?}: expected `{prefix}` followed by a 26-character ULID, as the list commands print")
     })
 }
 
