@@ -167,6 +167,10 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let mut endpoint = SftpEndpoint::from_addr(sftp_addr);
     if let Some(host) = &args.sftp_host {
         endpoint.host = host.clone();
+    } else if sftp_addr.ip().is_unspecified() {
+        // 0.0.0.0 is where the server listens, not an address clients can use.
+        endpoint.host = "localhost".to_owned();
+        tracing::warn!(sftp = %sftp_addr, "SFTP listens on all addresses; pass --sftp-host with the name clients should use (showing localhost)");
     }
     endpoint
         .save(&args.data_dir)
