@@ -435,3 +435,29 @@ async fn concurrent_reconciles_emit_each_event_once() {
         30
     );
 }
+
+#[tokio::test]
+async fn approve_fails_after_newer_applied_sync() {
+    let test = TestStore::new();
+    let (directory, held) = held_directory(&test).await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    put_upload(&test, &directory, "users_next.csv", &users_csv(13)).await;
+    let newer = synced(test.services().reconcile_outcome(&directory.id).await).await;
+    assert_eq!(newer.status, SyncStatus::Applied);
+
+    let result = test.services().approve_sync(&held.id).await;
+
+    assert!(
+        matches!(result, Err(ServiceError::Conflict(ref message)) if message.contains(newer.id.as_str())),
+        "got {result:?}"
+    );
+    assert_eq!(
+        test.store()
+            .load_state(&directory.id)
+            .await
+            .unwrap()
+            .users
+            .len(),
+        13
+    );
+}
