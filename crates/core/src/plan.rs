@@ -515,8 +515,16 @@ impl<'s> Planner<'s> {
             work.push((first + offset, put));
         }
 
+        if work.len() < self.parallel_minimum() {
+            for (step, put) in work {
+                let built = self.user_put_step(step, put);
+                self.steps.push(built);
+            }
+            return index;
+        }
+
         let this = &*self;
-        let parts = map_chunks(&work, this.parallel_minimum(), |part| {
+        let parts = map_chunks(&work, JSON_PARALLEL_MINIMUM, |part| {
             part.iter()
                 .map(|&(step, put)| this.user_put_step(step, put))
                 .collect::<Vec<Step>>()
@@ -529,8 +537,8 @@ impl<'s> Planner<'s> {
     }
 
     /// How many steps make building them on several threads worthwhile.
-    /// Without payloads a step is a clone, and parallel chunks would only
-    /// hold a second copy of the steps until they are joined.
+    /// Parallel chunks hold a second copy of their steps until joined, which
+    /// pays off only when payloads are built.
     fn parallel_minimum(&self) -> usize {
         if self.with_events {
             JSON_PARALLEL_MINIMUM
@@ -675,8 +683,18 @@ impl<'s> Planner<'s> {
             .map(|(offset, (pair, kind))| (first + offset, pair, kind))
             .collect();
 
+        if work.len() < self.parallel_minimum() {
+            let mut cache = JsonCache::default();
+            for (step, pair, kind) in work {
+                let built =
+                    self.membership_step(step, pair, kind, new_users, new_groups, &mut cache);
+                self.steps.push(built);
+            }
+            return;
+        }
+
         let this = &*self;
-        let parts = map_chunks(&work, this.parallel_minimum(), |part| {
+        let parts = map_chunks(&work, JSON_PARALLEL_MINIMUM, |part| {
             let mut cache = JsonCache::default();
             part.iter()
                 .map(|&(step, pair, kind)| {
