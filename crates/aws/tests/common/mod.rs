@@ -19,9 +19,13 @@ pub fn endpoint(test: &str) -> Option<String> {
     match std::env::var("DSYNC_TEST_AWS_ENDPOINT") {
         Ok(url) if !url.trim().is_empty() => Some(url),
         _ => {
-            eprintln!(
+            // Written to stderr directly, past the test harness's output
+            // capture, so the skip shows even when the test passes.
+            use std::io::Write;
+            let message = format!(
                 "\n!!!!!!!! SKIPPED {test}: DSYNC_TEST_AWS_ENDPOINT is not set.\n!!!!!!!! Start moto with `bash infra/moto.sh start 5055` and set DSYNC_TEST_AWS_ENDPOINT=http://127.0.0.1:5055\n"
             );
+            let _ = std::io::stderr().write_all(message.as_bytes());
             None
         }
     }
