@@ -12,6 +12,7 @@ pub mod items;
 pub mod publish;
 pub mod s3;
 pub mod settings;
+pub mod setup;
 pub mod transfer;
 
 use std::path::Path;

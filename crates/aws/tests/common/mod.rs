@@ -6,10 +6,6 @@
 use std::sync::Arc;
 
 use aws_config::{BehaviorVersion, Region};
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
-    ScalarAttributeType,
-};
 use base64::Engine;
 use dsync_aws::{AwsSettings, Clients, Deployment, RequestCounter};
 use serde_json::{json, Value};
@@ -40,31 +36,6 @@ pub struct Harness {
     pub counter: RequestCounter,
 }
 
-fn key_schema(name: &str, kind: KeyType) -> KeySchemaElement {
-    KeySchemaElement::builder().attribute_name(name).key_type(kind).build().unwrap()
-}
-
-fn attribute(name: &str) -> AttributeDefinition {
-    AttributeDefinition::builder()
-        .attribute_name(name)
-        .attribute_type(ScalarAttributeType::S)
-        .build()
-        .unwrap()
-}
-
-fn index(name: &str, hash: &str, range: Option<&str>, projection: ProjectionType) -> GlobalSecondaryIndex {
-    let mut keys = vec![key_schema(hash, KeyType::Hash)];
-    if let Some(range) = range {
-        keys.push(key_schema(range, KeyType::Range));
-    }
-    GlobalSecondaryIndex::builder()
-        .index_name(name)
-        .set_key_schema(Some(keys))
-        .projection(Projection::builder().projection_type(projection).build())
-        .build()
-        .unwrap()
-}
-
 impl Harness {
     /// Creates the table (as template.yaml declares it), a Transfer server
     /// and the EventBridge bus, and wires a deployment to them.
@@ -78,26 +49,7 @@ impl Harness {
         let counter = RequestCounter::new();
         let clients = Clients::new(&config, Some(counter.clone()));
         let table = unique("dsync-test-");
-        clients
-            .dynamodb
-            .create_table()
-            .table_name(&table)
-            .billing_mode(BillingMode::PayPerRequest)
-            .set_attribute_definitions(Some(vec![
-                attribute("pk"),
-                attribute("sk"),
-                attribute("gid"),
-                attribute("uk"),
-                attribute("lp"),
-            ]))
-            .key_schema(key_schema("pk", KeyType::Hash))
-            .key_schema(key_schema("sk", KeyType::Range))
-            .global_secondary_indexes(index("byid", "gid", None, ProjectionType::All))
-            .global_secondary_indexes(index("byuser", "uk", Some("sk"), ProjectionType::KeysOnly))
-            .global_secondary_indexes(index("list", "lp", Some("gid"), ProjectionType::All))
-            .send()
-            .await
-            .expect("create table on moto");
+        dsync_aws::setup::ensure_table(&clients.dynamodb, &table).await.expect("create table on moto");
         let server = clients
             .transfer
             .create_server()
