@@ -47,7 +47,7 @@ pub struct Args {
     #[arg(long, value_name = "RFC3339")]
     now: Option<String>,
 
-    /// What happens to users whose state column says inactive.
+    /// What happens to users whose state column is inactive.
     #[arg(long, value_enum, default_value_t = InactivePolicyArg::Delete)]
     inactive_users: InactivePolicyArg,
 

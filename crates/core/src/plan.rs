@@ -64,25 +64,6 @@ pub struct Plan {
     pub counts: Counts,
 }
 
-// ---------------------------------------------------------------------------
-// The planner.
-//
-// Rules beyond the field docs above:
-// - Groups come from the newest `groups.csv` (its extra columns are the
-//   group's attributes). A group named in a valid `user_groups.csv` row but
-//   not listed in `groups.csv` (or with no `groups.csv` at all) is created
-//   too, with no attributes, because the uploader plainly expects it to
-//   exist. A group held by a bad `groups.csv` row, or every stored group when
-//   `groups.csv` was rejected, keeps its stored attributes.
-// - A membership exists after the sync only when both its user and its group
-//   do. Memberships of held users and held membership rows keep their stored
-//   state within that rule.
-// - `Counts` counts users only: created, updated (deactivations included),
-//   deleted (inactive users deleted by the policy included) and unchanged
-//   (held users that exist included). Group and membership changes show as
-//   steps and events only.
-// ---------------------------------------------------------------------------
-
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -101,9 +82,28 @@ use crate::wire::{group_json, previous_attributes, user_json, Owner};
 /// Computes the steps that bring `state` to what `snapshot` describes, with
 /// their events, the user counts and the guard's verdict.
 ///
-/// Pure and deterministic: new ids derive from the directory id, the key
-/// (`idp_id` or group name) and `ctx.now`; event ids from `ctx.now` and
-/// `ctx.event_seed`, increasing in step order.
+/// Pure and deterministic. New ids derive from the directory id, the key
+/// (`idp_id` or group name) and `ctx.now`. Event ids derive from `ctx.now`
+/// and `ctx.event_seed` and increase in step order.
+///
+/// Rules beyond the field docs of [`Snapshot`]:
+/// - Without an accepted users file the plan is `Rejected` with no steps.
+/// - Groups come from the newest `groups.csv`, whose extra columns are the
+///   group's attributes. A group named in a valid `user_groups.csv` row but
+///   not listed in `groups.csv` (or with no `groups.csv` at all) exists too,
+///   with no attributes, because the uploader plainly expects it to. A group
+///   held by a bad `groups.csv` row, and every stored group when
+///   `groups.csv` was rejected, keeps its stored attributes.
+/// - A membership exists after the sync only when both its user and its
+///   group do. Memberships of held users and of held rows keep their stored
+///   state within that rule.
+/// - `Counts` counts users only: created, updated (deactivations included),
+///   deleted (inactive users deleted by the policy included) and unchanged
+///   (held users that exist included). Group and membership changes show as
+///   steps and events only.
+/// - The plan is `Held`, with its steps, when it deletes or deactivates more
+///   than `deletion_threshold_percent` of the current users of a directory
+///   with at least `deletion_minimum_users`, unless `ctx.approved`.
 pub fn plan(state: &DirectoryState, snapshot: &Snapshot, ctx: &PlanContext<'_>) -> Plan {
     Planner::new(state, snapshot, ctx, true).run()
 }
@@ -218,7 +218,7 @@ fn remove_group_memberships(state: &mut DirectoryState, name: &GroupName) {
     }
 }
 
-/// Where a group's desired attributes come from.
+/// Source of a group's desired attributes.
 #[derive(Clone, Copy)]
 enum GroupSource<'s> {
     /// Listed in `groups.csv`.
@@ -269,7 +269,7 @@ static NO_MEMBERSHIPS: MembershipsSnapshot = MembershipsSnapshot {
     held: std::collections::BTreeSet::new(),
 };
 
-/// Event ids use 80 random bits; keeping the base below 2^79 leaves room to
+/// Event ids use 80 random bits. Keeping the base below 2^79 leaves room to
 /// add a step index without overflowing into the timestamp.
 const EVENT_BASE_MASK: u128 = (1u128 << 79) - 1;
 
@@ -318,8 +318,8 @@ impl<'s> Planner<'s> {
             }
         };
 
-        // Decide every user first; the guard and the membership rules need
-        // the whole picture before any step is built.
+        // Decide every user first, because the guard and the membership
+        // rules need the whole picture before any step is built.
         let policy = self.ctx.directory.settings.inactive_users;
         let UserDecisions {
             mut puts,
@@ -536,7 +536,7 @@ impl<'s> Planner<'s> {
         index
     }
 
-    /// How many steps make building them on several threads worthwhile.
+    /// Returns how many steps make building them on several threads worthwhile.
     /// Parallel chunks hold a second copy of their steps until joined, which
     /// pays off only when payloads are built.
     fn parallel_minimum(&self) -> usize {
@@ -809,7 +809,7 @@ struct MembershipRules<'s, 'g> {
 }
 
 impl<'s> MembershipRules<'s, '_> {
-    /// Whether a stored user still exists after the sync.
+    /// Returns true when a stored user still exists after the sync.
     ///
     /// Note that this relies on stored memberships naming stored users, which
     /// every applied plan keeps true: then only the plan's deletes remove one.
@@ -817,7 +817,7 @@ impl<'s> MembershipRules<'s, '_> {
         self.deleted_users.is_empty() || !self.deleted_users.contains(idp_id.as_str())
     }
 
-    /// Whether a user named by an uploaded pair exists after the sync.
+    /// Returns true when the user of an uploaded pair exists after the sync.
     fn uploaded_user_exists(&self, idp_id: &IdpId) -> bool {
         if self.users.held.contains(idp_id) {
             return self.state.users.contains_key(idp_id);
@@ -830,16 +830,16 @@ impl<'s> MembershipRules<'s, '_> {
         }
     }
 
-    /// Whether a stored pair that the upload does not list stays: when its
-    /// row or its user is held, or when the whole file was rejected.
+    /// Returns true when a stored pair that the upload does not list stays,
+    /// because its row or its user is held or the whole file was rejected.
     fn unlisted_pair_kept(&self, pair: &(GroupName, IdpId)) -> bool {
         self.keep_stored
             || (!self.users.held.is_empty() && self.users.held.contains(&pair.1))
             || (!self.uploaded.held.is_empty() && self.uploaded.held.contains(pair))
     }
 
-    /// Whether an uploaded pair the directory lacks is added: only for a
-    /// user and a row that are not held.
+    /// Returns true when an uploaded pair the directory lacks may be added,
+    /// which needs a user and a row that are not held.
     fn new_pair_allowed(&self, pair: &(GroupName, IdpId)) -> bool {
         let user_held = !self.users.held.is_empty() && self.users.held.contains(&pair.1);
         let pair_held = !self.uploaded.held.is_empty() && self.uploaded.held.contains(pair);
@@ -852,7 +852,7 @@ impl<'s> MembershipRules<'s, '_> {
         uploaded: impl Iterator<Item = &'s (GroupName, IdpId)>,
     ) -> MembershipDiff<'s> {
         let mut diff = MembershipDiff::default();
-        // Pairs sort by group, so one cached answer serves a whole run.
+        // Pairs sort by group, so one cached lookup serves a whole run.
         let mut last_group: Option<(&'s GroupName, bool)> = None;
         let mut group_exists = |name: &'s GroupName| -> bool {
             if let Some((last, exists)) = last_group {
@@ -948,7 +948,7 @@ impl Hasher for FastHasher {
 
 type FastSet<'a> = HashSet<&'a str, BuildHasherDefault<FastHasher>>;
 
-/// What the users phase found; `puts` and `deletes` are not sorted yet.
+/// Decisions of the users phase. `puts` and `deletes` are not sorted yet.
 #[derive(Default)]
 struct UserDecisions<'s> {
     puts: Vec<UserPut<'s>>,
