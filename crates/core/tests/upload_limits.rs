@@ -17,6 +17,8 @@ struct GeneratedUsers {
     position: usize,
     /// Row whose last name is written in Windows-1252 (`Mädler`), if any.
     cp1252_row: Option<u64>,
+    /// A (row, id) pair: that row repeats the id of an earlier row.
+    repeat: Option<(u64, u64)>,
 }
 
 impl GeneratedUsers {
@@ -27,6 +29,7 @@ impl GeneratedUsers {
             pending: HEADER.as_bytes().to_vec(),
             position: 0,
             cp1252_row: None,
+            repeat: None,
         }
     }
 }
@@ -39,8 +42,12 @@ impl Read for GeneratedUsers {
             }
             self.pending.clear();
             self.position = 0;
-            let id = self.next_row + 1;
-            let last_name: &[u8] = if self.cp1252_row == Some(id) {
+            let row = self.next_row + 1;
+            let id = match self.repeat {
+                Some((repeat_row, repeated_id)) if repeat_row == row => repeated_id,
+                _ => row,
+            };
+            let last_name: &[u8] = if self.cp1252_row == Some(row) {
                 b"M\xE4dler"
             } else {
                 b"Sample"
@@ -187,4 +194,29 @@ fn empty_file_has_no_header() {
     let snapshot = read_snapshot(vec![users_upload("\n\n  \n")], &ReadLimits::default()).unwrap();
     assert_eq!(snapshot.users, KindSnapshot::Rejected);
     assert!(snapshot.errors[0].message.contains("no header"));
+}
+
+#[test]
+fn repeated_id_far_apart_reports_both_rows() {
+    let mut source = GeneratedUsers::new(50_000);
+    source.repeat = Some((45_000, 17));
+    let upload = Upload::with_kind("users.csv", FileKind::Users, source);
+    let snapshot = read_snapshot(vec![upload], &ReadLimits::default()).unwrap();
+
+    let KindSnapshot::Accepted(users) = &snapshot.users else {
+        panic!("rejected: {:?}", snapshot.errors);
+    };
+    assert_eq!(users.users.len(), 49_998);
+    assert!(users.held.contains("17"));
+
+    let rows: Vec<(Option<u64>, Option<u64>)> = snapshot
+        .errors
+        .iter()
+        .map(|error| (error.row, error.line))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![(Some(17), Some(18)), (Some(45_000), Some(45_001))]
+    );
+    assert_eq!(snapshot.skipped_rows, 2);
 }

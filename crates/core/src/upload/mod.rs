@@ -19,6 +19,7 @@ mod memberships;
 mod name;
 mod source;
 mod table;
+mod user_map;
 mod users;
 
 use std::fmt;

@@ -1,14 +1,12 @@
 //! Validating `users.csv` rows into a [`UsersSnapshot`].
 
-use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
-
 use crate::ids::IdpId;
 use crate::model::{Attributes, UserState};
 use crate::snapshot::{UserRecord, UsersSnapshot};
 
 use super::columns::Columns;
 use super::table::{FileReport, Row, RowSink};
+use super::user_map::{UserMapBuilder, ValidRow};
 
 pub(crate) const REQUIRED_USER_COLUMNS: &[&str] = &["user_id", "first_name", "last_name", "email"];
 
@@ -32,10 +30,17 @@ pub fn parse_user_state(value: &str) -> Option<UserState> {
 /// local part, a domain of non-empty dot-separated labels with at least one
 /// dot, and no whitespace or control characters. Deliverability is not checked.
 pub fn is_valid_email(value: &str) -> bool {
-    if value
-        .chars()
-        .any(|character| character.is_whitespace() || character.is_control())
-    {
+    // Most addresses are ASCII, where a byte scan is enough.
+    let has_space_or_control = if value.is_ascii() {
+        value
+            .bytes()
+            .any(|byte| byte.is_ascii_whitespace() || byte.is_ascii_control())
+    } else {
+        value
+            .chars()
+            .any(|character| character.is_whitespace() || character.is_control())
+    };
+    if has_space_or_control {
         return false;
     }
     let Some((local, domain)) = value.split_once('@') else {
@@ -47,14 +52,6 @@ pub fn is_valid_email(value: &str) -> bool {
     domain.contains('.') && domain.split('.').all(|label| !label.is_empty())
 }
 
-/// A valid row, kept until the end of the file shows whether its id repeats.
-struct ValidRow {
-    id: IdpId,
-    record: UserRecord,
-    row: u64,
-    line: u64,
-}
-
 #[derive(Default)]
 pub(crate) struct UsersSink {
     user_id: usize,
@@ -62,10 +59,9 @@ pub(crate) struct UsersSink {
     last_name: usize,
     email: usize,
     state: Option<usize>,
-    /// Valid rows in file order. Duplicates are found once, at the end, while
-    /// the final map is built: hashing every id once into a map sized up
-    /// front is much cheaper than a lookup per row into a growing map.
-    valid: Vec<ValidRow>,
+    /// Valid rows go to the map builder. Repeated ids are resolved at the
+    /// end of the file, when every copy is known.
+    map: UserMapBuilder,
     snapshot: UsersSnapshot,
     pairs: Vec<usize>,
     names: Vec<std::sync::Arc<str>>,
@@ -188,7 +184,7 @@ impl RowSink for UsersSink {
                 .zip(&self.names)
                 .map(|(&position, name)| (name.clone(), Box::from(row.value(position)))),
         );
-        self.valid.push(ValidRow {
+        self.map.push(ValidRow {
             id,
             record: UserRecord { state, attributes },
             row: row.number,
@@ -202,44 +198,30 @@ impl RowSink for UsersSink {
     /// whose id also appears on a row with errors is a repeat too, so an id
     /// is never both kept and held.
     fn end(&mut self, report: &mut FileReport) {
-        let mut valid = std::mem::take(&mut self.valid);
-        let mut users: HashMap<IdpId, UserRecord> = HashMap::with_capacity(valid.len());
-        let mut repeated: HashSet<IdpId> = HashSet::new();
+        let mut built = std::mem::take(&mut self.map).finish();
 
-        // The ids stay in `valid` (the map gets copies) so that repeats can
-        // be reported with the rows of every copy.
-        for row in &mut valid {
-            let attributes = std::mem::take(&mut row.record.attributes);
-            let record = UserRecord {
-                state: row.record.state,
-                attributes,
-            };
-            if !self.snapshot.held.is_empty() && self.snapshot.held.contains(&row.id) {
-                repeated.insert(row.id.clone());
-                continue;
-            }
-            match users.entry(row.id.clone()) {
-                Entry::Vacant(entry) => {
-                    entry.insert(record);
-                }
-                Entry::Occupied(_) => {
-                    repeated.insert(row.id.clone());
-                }
+        for id in &self.snapshot.held {
+            if built.users.contains_key(id) {
+                built.repeated.insert(id.clone());
             }
         }
 
-        if !repeated.is_empty() {
-            for row in &valid {
-                if repeated.contains(&row.id) {
-                    users.remove(&row.id);
-                    let message = duplicate_message(row.id.as_str());
-                    report.earlier_row_error(row.row, row.line, Some("user_id"), message);
+        if !built.repeated.is_empty() {
+            for (id, row, line) in &built.positions {
+                if built.repeated.contains(id) {
+                    built.users.remove(id);
+                    report.earlier_row_error(
+                        *row,
+                        *line,
+                        Some("user_id"),
+                        duplicate_message(id.as_str()),
+                    );
                 }
             }
-            self.snapshot.held.extend(repeated);
+            self.snapshot.held.extend(built.repeated);
         }
 
-        self.snapshot.users = users;
+        self.snapshot.users = built.users;
     }
 }
 
