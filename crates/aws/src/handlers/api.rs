@@ -32,12 +32,7 @@ pub fn router(deployment: &Deployment) -> axum::Router {
         });
         trigger
     });
-    dsync_http::router(
-        deployment.services(),
-        ApiConfig {
-            sftp_host: deployment.settings.sftp_host.clone(),
-            sftp_port: deployment.settings.sftp_port,
-            sync_trigger,
-        },
-    )
+    let mut config = ApiConfig::new(deployment.settings.sftp_host.clone(), deployment.settings.sftp_port);
+    config.sync_trigger = sync_trigger;
+    dsync_http::router(deployment.services(), config)
 }
