@@ -26,7 +26,13 @@ pub struct OperationCount {
     pub items: u64,
 }
 
-const WRITE_OPERATIONS: [&str; 5] = ["PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"];
+const WRITE_OPERATIONS: [&str; 5] = [
+    "PutItem",
+    "UpdateItem",
+    "DeleteItem",
+    "BatchWriteItem",
+    "TransactWriteItems",
+];
 
 impl RequestCounter {
     pub fn new() -> Self {
@@ -59,11 +65,22 @@ impl RequestCounter {
     fn record(&self, operation: &str, body: Option<&[u8]>) {
         let items = match operation {
             "PutItem" | "UpdateItem" | "DeleteItem" => 1,
-            "TransactWriteItems" => body.and_then(|b| count_items(b, |v| v.get("TransactItems")?.as_array().map(|a| a.len()))).unwrap_or(0),
+            "TransactWriteItems" => body
+                .and_then(|b| {
+                    count_items(b, |v| v.get("TransactItems")?.as_array().map(|a| a.len()))
+                })
+                .unwrap_or(0),
             "BatchWriteItem" => body
                 .and_then(|b| {
                     count_items(b, |v| {
-                        Some(v.get("RequestItems")?.as_object()?.values().filter_map(|r| r.as_array()).map(|r| r.len()).sum())
+                        Some(
+                            v.get("RequestItems")?
+                                .as_object()?
+                                .values()
+                                .filter_map(|r| r.as_array())
+                                .map(|r| r.len())
+                                .sum(),
+                        )
                     })
                 })
                 .unwrap_or(0),

@@ -16,11 +16,14 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, Select, TransactWriteItem, Update,
+    AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, Select, TransactWriteItem,
+    Update,
 };
 use aws_sdk_dynamodb::Client;
 use dsync_core::event::Event;
-use dsync_core::ids::{ApiKeyId, DirectoryId, EventId, GroupId, IdpId, KeyId, SyncId, UserId, WebhookEndpointId};
+use dsync_core::ids::{
+    ApiKeyId, DirectoryId, EventId, GroupId, IdpId, KeyId, SyncId, UserId, WebhookEndpointId,
+};
 use dsync_core::model::{Directory, DirectoryState, Group, NameInterner, User};
 use dsync_core::plan::{Change, Plan};
 use dsync_core::ports::*;
@@ -62,10 +65,22 @@ impl Op {
     fn transact_item(&self, table: &str) -> StoreResult<TransactWriteItem> {
         Ok(match self {
             Op::Put(item) => TransactWriteItem::builder()
-                .put(Put::builder().table_name(table).set_item(Some(to_attributes(item))).build().map_err(build_error)?)
+                .put(
+                    Put::builder()
+                        .table_name(table)
+                        .set_item(Some(to_attributes(item)))
+                        .build()
+                        .map_err(build_error)?,
+                )
                 .build(),
             Op::Delete { pk, sk } => TransactWriteItem::builder()
-                .delete(Delete::builder().table_name(table).set_key(Some(key(pk, sk))).build().map_err(build_error)?)
+                .delete(
+                    Delete::builder()
+                        .table_name(table)
+                        .set_key(Some(key(pk, sk)))
+                        .build()
+                        .map_err(build_error)?,
+                )
                 .build(),
         })
     }
@@ -94,13 +109,19 @@ pub(crate) fn describe<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> St
     match error {
         SdkError::ServiceError(service) => {
             let e = service.err();
-            format!("{}: {}", e.code().unwrap_or("error"), e.message().unwrap_or(""))
+            format!(
+                "{}: {}",
+                e.code().unwrap_or("error"),
+                e.message().unwrap_or("")
+            )
         }
         other => format!("{other}"),
     }
 }
 
-fn backend<E: ProvideErrorMetadata, R>(what: &str) -> impl FnOnce(SdkError<E, R>) -> StoreError + '_ {
+fn backend<E: ProvideErrorMetadata, R>(
+    what: &str,
+) -> impl FnOnce(SdkError<E, R>) -> StoreError + '_ {
     move |error| StoreError::Backend(format!("DynamoDB {what} failed: {}", describe(&error)))
 }
 
@@ -110,7 +131,8 @@ fn is_condition_failure<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> b
             let code = service.err().code().unwrap_or("");
             let message = service.err().message().unwrap_or("");
             code == "ConditionalCheckFailedException"
-                || (code == "TransactionCanceledException" && message.contains("ConditionalCheckFailed"))
+                || (code == "TransactionCanceledException"
+                    && message.contains("ConditionalCheckFailed"))
         }
         _ => false,
     }
@@ -323,7 +345,12 @@ impl DynamoStore {
             for item in chunk {
                 requests.push(
                     WriteRequest::builder()
-                        .put_request(PutRequest::builder().set_item(Some(to_attributes(item))).build().map_err(build_error)?)
+                        .put_request(
+                            PutRequest::builder()
+                                .set_item(Some(to_attributes(item)))
+                                .build()
+                                .map_err(build_error)?,
+                        )
                         .build(),
                 );
             }
@@ -351,7 +378,12 @@ impl DynamoStore {
             for (pk, sk) in chunk {
                 requests.push(
                     WriteRequest::builder()
-                        .delete_request(DeleteRequest::builder().set_key(Some(key(pk, sk))).build().map_err(build_error)?)
+                        .delete_request(
+                            DeleteRequest::builder()
+                                .set_key(Some(key(pk, sk)))
+                                .build()
+                                .map_err(build_error)?,
+                        )
                         .build(),
                 );
             }
@@ -371,8 +403,22 @@ impl DynamoStore {
         Ok(())
     }
 
-    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>> {
-        self.client.transact_write_items().set_transact_items(Some(items)).send().await.map(|_| ())
+    async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<
+        (),
+        SdkError<
+            aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+            aws_sdk_dynamodb::config::http::HttpResponse,
+        >,
+    > {
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+            .map(|_| ())
     }
 
     /// One page of a list sorted by id, with WorkOS cursors.
@@ -404,8 +450,15 @@ impl DynamoStore {
                 .limit(100);
             request = match &cursor {
                 Some(cursor) => request
-                    .key_condition_expression(if ascending { "#p = :pk AND #s > :c" } else { "#p = :pk AND #s < :c" })
-                    .expression_attribute_values(":c", AttributeValue::S(format!("{}{}", source.sk_prefix, cursor))),
+                    .key_condition_expression(if ascending {
+                        "#p = :pk AND #s > :c"
+                    } else {
+                        "#p = :pk AND #s < :c"
+                    })
+                    .expression_attribute_values(
+                        ":c",
+                        AttributeValue::S(format!("{}{}", source.sk_prefix, cursor)),
+                    ),
                 None if source.sk_prefix.is_empty() => request.key_condition_expression("#p = :pk"),
                 None => request
                     .key_condition_expression("#p = :pk AND begins_with(#s, :c)")
@@ -444,12 +497,24 @@ impl DynamoStore {
         };
         if backwards {
             kept.reverse();
-            let before = if more { kept.first().and_then(id_of) } else { None };
+            let before = if more {
+                kept.first().and_then(id_of)
+            } else {
+                None
+            };
             let after = kept.last().and_then(id_of);
             Ok((kept, before, after))
         } else {
-            let after = if more { kept.last().and_then(id_of) } else { None };
-            let before = if cursor.is_some() { kept.first().and_then(id_of) } else { None };
+            let after = if more {
+                kept.last().and_then(id_of)
+            } else {
+                None
+            };
+            let before = if cursor.is_some() {
+                kept.first().and_then(id_of)
+            } else {
+                None
+            };
             Ok((kept, before, after))
         }
     }
@@ -466,8 +531,12 @@ impl DynamoStore {
 
     /// Records a directory's bucket on its item and as a bucket-to-directory pointer.
     pub async fn set_bucket(&self, directory: &DirectoryId, bucket: &str) -> StoreResult<()> {
-        self.put(&item(&[("pk", s(format!("BUCKET#{bucket}"))), ("sk", s(NO_SK)), ("dir", s(directory.as_str()))]))
-            .await?;
+        self.put(&item(&[
+            ("pk", s(format!("BUCKET#{bucket}"))),
+            ("sk", s(NO_SK)),
+            ("dir", s(directory.as_str())),
+        ]))
+        .await?;
         self.client
             .update_item()
             .table_name(&self.table)
@@ -501,7 +570,11 @@ impl DynamoStore {
 
     /// Every directory, for the scheduled sweep.
     pub async fn all_directories(&self) -> StoreResult<Vec<Directory>> {
-        self.query_prefix(DIRS, "", false).await?.iter().map(directory_from).collect()
+        self.query_prefix(DIRS, "", false)
+            .await?
+            .iter()
+            .map(directory_from)
+            .collect()
     }
 
     // -------------------------------------------------------- lease
@@ -562,7 +635,10 @@ impl DynamoStore {
     }
 
     fn holds_lease(&self, directory: &DirectoryId) -> bool {
-        self.leases.lock().map(|l| l.contains(directory)).unwrap_or(false)
+        self.leases
+            .lock()
+            .map(|l| l.contains(directory))
+            .unwrap_or(false)
     }
 
     // -------------------------------------------------------- commit
@@ -617,25 +693,39 @@ impl DynamoStore {
             match &step.change {
                 Change::PutUser(user) => ops.push(Op::Put(user_item(directory, user))),
                 Change::DeleteUser(idp) => {
-                    for member in self.query_index(BY_USER, "uk", &member_key(directory, idp)).await? {
+                    for member in self
+                        .query_index(BY_USER, "uk", &member_key(directory, idp))
+                        .await?
+                    {
                         ops.push(Op::Delete {
                             pk: pk.clone(),
                             sk: get_s(&member, "sk")?.to_owned(),
                         });
                     }
-                    ops.push(Op::Delete { pk: pk.clone(), sk: user_sk(idp) });
+                    ops.push(Op::Delete {
+                        pk: pk.clone(),
+                        sk: user_sk(idp),
+                    });
                 }
                 Change::PutGroup(group) => ops.push(Op::Put(group_item(directory, group))),
                 Change::DeleteGroup(name) => {
-                    for member in self.query_prefix(&pk, &membership_prefix(name), true).await? {
+                    for member in self
+                        .query_prefix(&pk, &membership_prefix(name), true)
+                        .await?
+                    {
                         ops.push(Op::Delete {
                             pk: pk.clone(),
                             sk: get_s(&member, "sk")?.to_owned(),
                         });
                     }
-                    ops.push(Op::Delete { pk: pk.clone(), sk: group_sk(name) });
+                    ops.push(Op::Delete {
+                        pk: pk.clone(),
+                        sk: group_sk(name),
+                    });
                 }
-                Change::AddMembership(group, idp) => ops.push(Op::Put(membership_item(directory, group, idp))),
+                Change::AddMembership(group, idp) => {
+                    ops.push(Op::Put(membership_item(directory, group, idp)))
+                }
                 Change::RemoveMembership(group, idp) => ops.push(Op::Delete {
                     pk: pk.clone(),
                     sk: membership_sk(group, idp),
@@ -648,7 +738,10 @@ impl DynamoStore {
                 }
                 if event.organization_id.is_none() {
                     if organization.is_none() {
-                        organization = self.get_directory(directory).await?.map(|d| d.organization_id);
+                        organization = self
+                            .get_directory(directory)
+                            .await?
+                            .map(|d| d.organization_id);
                     }
                     event.organization_id = organization.clone();
                 }
@@ -677,7 +770,9 @@ impl DynamoStore {
             let size = op.size();
             // Two places in each transaction are kept for the commit guard
             // (single chunk) or the head item.
-            if !current.is_empty() && (current.len() + 2 >= TRANSACTION_LIMIT || bytes + size > CHUNK_BYTES) {
+            if !current.is_empty()
+                && (current.len() + 2 >= TRANSACTION_LIMIT || bytes + size > CHUNK_BYTES)
+            {
                 chunks.push(std::mem::take(&mut current));
                 bytes = 0;
             }
@@ -743,7 +838,13 @@ impl DynamoStore {
     }
 
     /// Applies chunks `done + 1 ..= total` of a logged commit.
-    async fn apply_log(&self, directory: &DirectoryId, sync: &str, total: usize, done: usize) -> StoreResult<()> {
+    async fn apply_log(
+        &self,
+        directory: &DirectoryId,
+        sync: &str,
+        total: usize,
+        done: usize,
+    ) -> StoreResult<()> {
         let pk = dir_pk(directory);
         for index in done + 1..=total {
             let Some(stored) = self.get(&pk, &wal_sk(sync, index)).await? else {
@@ -751,14 +852,18 @@ impl DynamoStore {
                     "the pending commit of sync {sync} lacks chunk {index}"
                 )));
             };
-            let ops: Vec<Op> = serde_json::from_str(get_s(&stored, "ops")?)
-                .map_err(|error| StoreError::Backend(format!("pending commit chunk unreadable: {error}")))?;
+            let ops: Vec<Op> = serde_json::from_str(get_s(&stored, "ops")?).map_err(|error| {
+                StoreError::Backend(format!("pending commit chunk unreadable: {error}"))
+            })?;
             let mut items = Vec::with_capacity(ops.len() + 1);
             for op in &ops {
                 items.push(op.transact_item(&self.table)?);
             }
             let condition_values = HashMap::from([
-                (":prev".to_owned(), AttributeValue::N((index - 1).to_string())),
+                (
+                    ":prev".to_owned(),
+                    AttributeValue::N((index - 1).to_string()),
+                ),
                 (":sync".to_owned(), AttributeValue::S(sync.to_owned())),
             ]);
             let head_key = key(&pk, "WAL#HEAD");
@@ -804,7 +909,9 @@ impl DynamoStore {
                             if done >= index {
                                 Box::pin(self.apply_log(directory, sync, total, done)).await
                             } else {
-                                Err(StoreError::Conflict(format!("the pending commit of sync {sync} is stuck at chunk {index}")))
+                                Err(StoreError::Conflict(format!(
+                                    "the pending commit of sync {sync} is stuck at chunk {index}"
+                                )))
                             }
                         }
                         _ => self.clean_log(directory, sync, total).await,
@@ -825,16 +932,27 @@ impl DynamoStore {
                 })
                 .unwrap_or(false);
             if fail {
-                return Err(StoreError::Backend(format!("injected failure after chunk {index} of sync {sync}")));
+                return Err(StoreError::Backend(format!(
+                    "injected failure after chunk {index} of sync {sync}"
+                )));
             }
         }
         self.clean_log(directory, sync, total).await
     }
 
-    async fn clean_log(&self, directory: &DirectoryId, sync: &str, total: usize) -> StoreResult<()> {
+    async fn clean_log(
+        &self,
+        directory: &DirectoryId,
+        sync: &str,
+        total: usize,
+    ) -> StoreResult<()> {
         let pk = dir_pk(directory);
-        self.batch_delete((1..=total).map(|index| (pk.clone(), wal_sk(sync, index))).collect())
-            .await
+        self.batch_delete(
+            (1..=total)
+                .map(|index| (pk.clone(), wal_sk(sync, index)))
+                .collect(),
+        )
+        .await
     }
 
     /// Finishes a commit that a crash left half applied. Idempotent.
@@ -853,7 +971,10 @@ impl DynamoStore {
     async fn groups_of(&self, directory: &DirectoryId, idp: &IdpId) -> StoreResult<Vec<Group>> {
         let pk = dir_pk(directory);
         let mut keys = Vec::new();
-        for member in self.query_index(BY_USER, "uk", &member_key(directory, idp)).await? {
+        for member in self
+            .query_index(BY_USER, "uk", &member_key(directory, idp))
+            .await?
+        {
             if let Some((group, _)) = parse_membership_sk(get_s(&member, "sk")?) {
                 keys.push((pk.clone(), group_sk(&group)));
             }
@@ -870,10 +991,12 @@ impl DynamoStore {
     }
 
     async fn directory_required(&self, id: &DirectoryId) -> StoreResult<Directory> {
-        self.get_directory(id).await?.ok_or_else(|| StoreError::NotFound {
-            what: "directory",
-            id: id.to_string(),
-        })
+        self.get_directory(id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "directory",
+                id: id.to_string(),
+            })
     }
 
     async fn with_groups(&self, directory: &Directory, user: User) -> StoreResult<UserWithGroups> {
@@ -916,7 +1039,13 @@ fn page_in_memory<T>(mut all: Vec<(String, T)>, page: &PageRequest) -> Page<T> {
             Some(index) => index + 1,
             None => all
                 .iter()
-                .position(|(id, _)| if page.order == Order::Asc { id.as_str() > after.as_str() } else { id.as_str() < after.as_str() })
+                .position(|(id, _)| {
+                    if page.order == Order::Asc {
+                        id.as_str() > after.as_str()
+                    } else {
+                        id.as_str() < after.as_str()
+                    }
+                })
                 .unwrap_or(all.len()),
         };
         (start, (start + limit).min(all.len()), true)
@@ -926,10 +1055,24 @@ fn page_in_memory<T>(mut all: Vec<(String, T)>, page: &PageRequest) -> Page<T> {
     } else {
         (0, limit.min(all.len()), false)
     };
-    let before = if start > 0 || had_before { all.get(start).map(|(id, _)| id.clone()) } else { None };
-    let after = if end < all.len() { end.checked_sub(1).and_then(|i| all.get(i)).map(|(id, _)| id.clone()) } else { None };
+    let before = if start > 0 || had_before {
+        all.get(start).map(|(id, _)| id.clone())
+    } else {
+        None
+    };
+    let after = if end < all.len() {
+        end.checked_sub(1)
+            .and_then(|i| all.get(i))
+            .map(|(id, _)| id.clone())
+    } else {
+        None
+    };
     let data = all.drain(start..end).map(|(_, value)| value).collect();
-    Page { data, before, after }
+    Page {
+        data,
+        before,
+        after,
+    }
 }
 
 #[async_trait]
@@ -966,17 +1109,26 @@ impl Directories for DynamoStore {
     }
 
     async fn get_directory(&self, id: &DirectoryId) -> StoreResult<Option<Directory>> {
-        self.get(DIRS, id.as_str()).await?.as_ref().map(directory_from).transpose()
+        self.get(DIRS, id.as_str())
+            .await?
+            .as_ref()
+            .map(directory_from)
+            .transpose()
     }
 
     async fn find_directory_by_username(&self, username: &str) -> StoreResult<Option<Directory>> {
         let Some(pointer) = self.get(&format!("USERNAME#{username}"), NO_SK).await? else {
             return Ok(None);
         };
-        self.get_directory(&DirectoryId::from_stored(get_s(&pointer, "dir")?)).await
+        self.get_directory(&DirectoryId::from_stored(get_s(&pointer, "dir")?))
+            .await
     }
 
-    async fn list_directories(&self, filter: &DirectoryFilter, page: &PageRequest) -> StoreResult<Page<Directory>> {
+    async fn list_directories(
+        &self,
+        filter: &DirectoryFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Directory>> {
         let source = ListSource {
             index: None,
             pk_name: "pk",
@@ -987,13 +1139,27 @@ impl Directories for DynamoStore {
         let search = filter.search.as_ref().map(|text| text.to_lowercase());
         let (items, before, after) = self
             .list_page(&source, page, |item| {
-                let Ok(directory) = directory_from(item) else { return false };
-                filter.organization_id.as_ref().is_none_or(|org| &directory.organization_id == org)
-                    && search.as_ref().is_none_or(|text| directory.name.to_lowercase().contains(text))
+                let Ok(directory) = directory_from(item) else {
+                    return false;
+                };
+                filter
+                    .organization_id
+                    .as_ref()
+                    .is_none_or(|org| &directory.organization_id == org)
+                    && search
+                        .as_ref()
+                        .is_none_or(|text| directory.name.to_lowercase().contains(text))
             })
             .await?;
-        let data = items.iter().map(directory_from).collect::<StoreResult<_>>()?;
-        Ok(Page { data, before, after })
+        let data = items
+            .iter()
+            .map(directory_from)
+            .collect::<StoreResult<_>>()?;
+        Ok(Page {
+            data,
+            before,
+            after,
+        })
     }
 
     async fn update_directory(&self, directory: &Directory) -> StoreResult<()> {
@@ -1009,7 +1175,10 @@ impl Directories for DynamoStore {
             .expression_attribute_names("#s", "status")
             .expression_attribute_values(":d", AttributeValue::S(string_of(&fresh, "doc")))
             .expression_attribute_values(":o", AttributeValue::S(directory.organization_id.clone()))
-            .expression_attribute_values(":s", AttributeValue::S(directory.status.as_str().to_owned()))
+            .expression_attribute_values(
+                ":s",
+                AttributeValue::S(directory.status.as_str().to_owned()),
+            )
             .send()
             .await;
         match result {
@@ -1070,7 +1239,11 @@ impl DirectoryData for DynamoStore {
         Ok(state)
     }
 
-    async fn list_users(&self, filter: &UserFilter, page: &PageRequest) -> StoreResult<Page<UserWithGroups>> {
+    async fn list_users(
+        &self,
+        filter: &UserFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<UserWithGroups>> {
         let mut names = NameInterner::default();
         match filter {
             UserFilter::Directory(id) => {
@@ -1088,14 +1261,26 @@ impl DirectoryData for DynamoStore {
                     let user = user_from(item, &mut names)?;
                     data.push(self.with_groups(&directory, user).await?);
                 }
-                Ok(Page { data, before, after })
+                Ok(Page {
+                    data,
+                    before,
+                    after,
+                })
             }
             UserFilter::Group(group_id) => {
                 let Some(group_item) = self.by_id(group_id.as_str()).await? else {
-                    return Ok(Page { data: vec![], before: None, after: None });
+                    return Ok(Page {
+                        data: vec![],
+                        before: None,
+                        after: None,
+                    });
                 };
                 let Some(id) = directory_of_pk(get_s(&group_item, "pk")?) else {
-                    return Ok(Page { data: vec![], before: None, after: None });
+                    return Ok(Page {
+                        data: vec![],
+                        before: None,
+                        after: None,
+                    });
                 };
                 let group = group_from(&group_item, &mut names)?;
                 let directory = self.directory_required(&id).await?;
@@ -1118,14 +1303,22 @@ impl DirectoryData for DynamoStore {
                 for user in page.data {
                     data.push(self.with_groups(&directory, user).await?);
                 }
-                Ok(Page { data, before: page.before, after: page.after })
+                Ok(Page {
+                    data,
+                    before: page.before,
+                    after: page.after,
+                })
             }
         }
     }
 
     async fn get_user(&self, id: &UserId) -> StoreResult<Option<UserWithGroups>> {
-        let Some(item) = self.by_id(id.as_str()).await? else { return Ok(None) };
-        let Some(directory_id) = directory_of_pk(get_s(&item, "pk")?) else { return Ok(None) };
+        let Some(item) = self.by_id(id.as_str()).await? else {
+            return Ok(None);
+        };
+        let Some(directory_id) = directory_of_pk(get_s(&item, "pk")?) else {
+            return Ok(None);
+        };
         if !get_s(&item, "sk")?.starts_with("U#") {
             return Ok(None);
         }
@@ -1134,7 +1327,11 @@ impl DirectoryData for DynamoStore {
         Ok(Some(self.with_groups(&directory, user).await?))
     }
 
-    async fn list_groups(&self, filter: &GroupFilter, page: &PageRequest) -> StoreResult<Page<GroupWithDirectory>> {
+    async fn list_groups(
+        &self,
+        filter: &GroupFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<GroupWithDirectory>> {
         let mut names = NameInterner::default();
         match filter {
             GroupFilter::Directory(id) => {
@@ -1156,13 +1353,25 @@ impl DirectoryData for DynamoStore {
                         })
                     })
                     .collect::<StoreResult<_>>()?;
-                Ok(Page { data, before, after })
+                Ok(Page {
+                    data,
+                    before,
+                    after,
+                })
             }
             GroupFilter::User(user_id) => {
                 let Some(found) = self.get_user(user_id).await? else {
-                    return Ok(Page { data: vec![], before: None, after: None });
+                    return Ok(Page {
+                        data: vec![],
+                        before: None,
+                        after: None,
+                    });
                 };
-                let groups = found.groups.into_iter().map(|g| (g.id.to_string(), g)).collect();
+                let groups = found
+                    .groups
+                    .into_iter()
+                    .map(|g| (g.id.to_string(), g))
+                    .collect();
                 let page = page_in_memory(groups, page);
                 Ok(Page {
                     data: page
@@ -1181,8 +1390,12 @@ impl DirectoryData for DynamoStore {
     }
 
     async fn get_group(&self, id: &GroupId) -> StoreResult<Option<GroupWithDirectory>> {
-        let Some(item) = self.by_id(id.as_str()).await? else { return Ok(None) };
-        let Some(directory_id) = directory_of_pk(get_s(&item, "pk")?) else { return Ok(None) };
+        let Some(item) = self.by_id(id.as_str()).await? else {
+            return Ok(None);
+        };
+        let Some(directory_id) = directory_of_pk(get_s(&item, "pk")?) else {
+            return Ok(None);
+        };
         if !get_s(&item, "sk")?.starts_with("G#") {
             return Ok(None);
         }
@@ -1220,7 +1433,11 @@ impl Syncs for DynamoStore {
         }
     }
 
-    async fn list_syncs(&self, directory: &DirectoryId, page: &PageRequest) -> StoreResult<Page<SyncRecord>> {
+    async fn list_syncs(
+        &self,
+        directory: &DirectoryId,
+        page: &PageRequest,
+    ) -> StoreResult<Page<SyncRecord>> {
         let source = ListSource {
             index: None,
             pk_name: "pk",
@@ -1230,7 +1447,11 @@ impl Syncs for DynamoStore {
         };
         let (items, before, after) = self.list_page(&source, page, |_| true).await?;
         let data = items.iter().map(doc).collect::<StoreResult<_>>()?;
-        Ok(Page { data, before, after })
+        Ok(Page {
+            data,
+            before,
+            after,
+        })
     }
 }
 
@@ -1242,7 +1463,9 @@ impl Events for DynamoStore {
             for event in chunk {
                 items.push(Op::Put(event_item(event)).transact_item(&self.table)?);
             }
-            self.transact(items).await.map_err(backend("TransactWriteItems"))?;
+            self.transact(items)
+                .await
+                .map_err(backend("TransactWriteItems"))?;
         }
         Ok(())
     }
@@ -1268,14 +1491,24 @@ impl Events for DynamoStore {
             .list_page(&source, &page, |item| {
                 let ts = get_n(item, "ts").unwrap_or(0);
                 (kinds.is_empty() || get_s(item, "kind").is_ok_and(|k| kinds.contains(&k)))
-                    && query.organization_id.as_ref().is_none_or(|org| get_s(item, "org").is_ok_and(|o| o == org))
-                    && query.directory_id.as_ref().is_none_or(|d| get_s(item, "dir").is_ok_and(|x| x == d.as_str()))
+                    && query
+                        .organization_id
+                        .as_ref()
+                        .is_none_or(|org| get_s(item, "org").is_ok_and(|o| o == org))
+                    && query
+                        .directory_id
+                        .as_ref()
+                        .is_none_or(|d| get_s(item, "dir").is_ok_and(|x| x == d.as_str()))
                     && start.is_none_or(|s| ts >= s)
                     && end.is_none_or(|e| ts <= e)
             })
             .await?;
         let data = items.iter().map(event_from).collect::<StoreResult<_>>()?;
-        Ok(Page { data, before: None, after })
+        Ok(Page {
+            data,
+            before: None,
+            after,
+        })
     }
 }
 
@@ -1331,7 +1564,9 @@ impl SshKeys for DynamoStore {
     async fn remove_key(&self, directory: &DirectoryId, key_id: &KeyId) -> StoreResult<bool> {
         let pk = dir_pk(directory);
         let sk = format!("K#{key_id}");
-        let Some(item) = self.get(&pk, &sk).await? else { return Ok(false) };
+        let Some(item) = self.get(&pk, &sk).await? else {
+            return Ok(false);
+        };
         let record: SshKeyRecord = doc(&item)?;
         let items = vec![
             Op::Delete { pk, sk }.transact_item(&self.table)?,
@@ -1341,11 +1576,16 @@ impl SshKeys for DynamoStore {
             }
             .transact_item(&self.table)?,
         ];
-        self.transact(items).await.map_err(backend("TransactWriteItems"))?;
+        self.transact(items)
+            .await
+            .map_err(backend("TransactWriteItems"))?;
         Ok(true)
     }
 
-    async fn find_key_by_fingerprint(&self, fingerprint: &str) -> StoreResult<Option<SshKeyRecord>> {
+    async fn find_key_by_fingerprint(
+        &self,
+        fingerprint: &str,
+    ) -> StoreResult<Option<SshKeyRecord>> {
         let Some(pointer) = self.get(&format!("FP#{fingerprint}"), NO_SK).await? else {
             return Ok(None);
         };
@@ -1370,19 +1610,30 @@ impl DynamoStore {
             ("pk", s(format!("WH#{}", attempt.endpoint_id))),
             ("sk", s(attempt_sk(attempt))),
             ("doc", s(to_doc(attempt))),
-            ("ttl", Value::N(attempt.attempted_at.millis() / 1000 + 30 * 24 * 3600)),
+            (
+                "ttl",
+                Value::N(attempt.attempted_at.millis() / 1000 + 30 * 24 * 3600),
+            ),
         ]))
         .await
     }
 
     /// Every endpoint, for fan-out.
     pub async fn all_endpoints(&self) -> StoreResult<Vec<WebhookEndpoint>> {
-        self.query_prefix(WEBHOOKS, "", false).await?.iter().map(doc).collect()
+        self.query_prefix(WEBHOOKS, "", false)
+            .await?
+            .iter()
+            .map(doc)
+            .collect()
     }
 
     /// Reads one event by id.
     pub async fn get_event(&self, id: &EventId) -> StoreResult<Option<Event>> {
-        self.get(EVENTS, id.as_str()).await?.as_ref().map(event_from).transpose()
+        self.get(EVENTS, id.as_str())
+            .await?
+            .as_ref()
+            .map(event_from)
+            .transpose()
     }
 
     /// Ids of every event of a directory (for tests and audits).
@@ -1402,12 +1653,20 @@ impl DynamoStore {
 
     /// Everything still stored for a directory (its partition, its pointers
     /// and its directory item), as (pk, sk) pairs; empty after offboarding.
-    pub async fn leftovers(&self, directory: &DirectoryId, username: &str, bucket: Option<&str>) -> StoreResult<Vec<(String, String)>> {
+    pub async fn leftovers(
+        &self,
+        directory: &DirectoryId,
+        username: &str,
+        bucket: Option<&str>,
+    ) -> StoreResult<Vec<(String, String)>> {
         let mut found = Vec::new();
         for item in self.query_prefix(&dir_pk(directory), "", true).await? {
             found.push((dir_pk(directory), get_s(&item, "sk")?.to_owned()));
         }
-        let mut pointers = vec![(DIRS.to_owned(), directory.to_string()), (format!("USERNAME#{username}"), NO_SK.to_owned())];
+        let mut pointers = vec![
+            (DIRS.to_owned(), directory.to_string()),
+            (format!("USERNAME#{username}"), NO_SK.to_owned()),
+        ];
         if let Some(bucket) = bucket {
             pointers.push((format!("BUCKET#{bucket}"), NO_SK.to_owned()));
         }
@@ -1423,12 +1682,20 @@ impl DynamoStore {
 #[async_trait]
 impl WebhookEndpoints for DynamoStore {
     async fn create_endpoint(&self, endpoint: &WebhookEndpoint) -> StoreResult<()> {
-        self.put(&item(&[("pk", s(WEBHOOKS)), ("sk", s(endpoint.id.as_str())), ("doc", s(to_doc(endpoint)))]))
-            .await
+        self.put(&item(&[
+            ("pk", s(WEBHOOKS)),
+            ("sk", s(endpoint.id.as_str())),
+            ("doc", s(to_doc(endpoint))),
+        ]))
+        .await
     }
 
     async fn get_endpoint(&self, id: &WebhookEndpointId) -> StoreResult<Option<WebhookEndpoint>> {
-        self.get(WEBHOOKS, id.as_str()).await?.as_ref().map(doc).transpose()
+        self.get(WEBHOOKS, id.as_str())
+            .await?
+            .as_ref()
+            .map(doc)
+            .transpose()
     }
 
     async fn list_endpoints(&self, page: &PageRequest) -> StoreResult<Page<WebhookEndpoint>> {
@@ -1465,7 +1732,11 @@ impl WebhookEndpoints for DynamoStore {
         Ok(true)
     }
 
-    async fn list_attempts(&self, id: &WebhookEndpointId, page: &PageRequest) -> StoreResult<Page<DeliveryAttempt>> {
+    async fn list_attempts(
+        &self,
+        id: &WebhookEndpointId,
+        page: &PageRequest,
+    ) -> StoreResult<Page<DeliveryAttempt>> {
         let source = ListSource {
             index: None,
             pk_name: "pk",
@@ -1495,11 +1766,17 @@ impl ApiKeys for DynamoStore {
     }
 
     async fn list_api_keys(&self) -> StoreResult<Vec<ApiKeyRecord>> {
-        self.query_prefix(APIKEYS, "", false).await?.iter().map(doc).collect()
+        self.query_prefix(APIKEYS, "", false)
+            .await?
+            .iter()
+            .map(doc)
+            .collect()
     }
 
     async fn revoke_api_key(&self, id: &ApiKeyId) -> StoreResult<bool> {
-        let Some(item) = self.get(APIKEYS, id.as_str()).await? else { return Ok(false) };
+        let Some(item) = self.get(APIKEYS, id.as_str()).await? else {
+            return Ok(false);
+        };
         let mut record: ApiKeyRecord = doc(&item)?;
         if record.revoked_at.is_some() {
             return Ok(false);
@@ -1523,6 +1800,10 @@ impl ApiKeys for DynamoStore {
 }
 
 /// Builds a commit's item writes without sending them, for tests.
-pub async fn ops_for(store: &DynamoStore, plan: &Plan, record: &SyncRecord) -> StoreResult<Vec<Op>> {
+pub async fn ops_for(
+    store: &DynamoStore,
+    plan: &Plan,
+    record: &SyncRecord,
+) -> StoreResult<Vec<Op>> {
     store.plan_ops(plan, record).await
 }

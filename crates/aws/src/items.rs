@@ -28,7 +28,9 @@ use std::collections::{BTreeMap, HashMap};
 use aws_sdk_dynamodb::types::AttributeValue;
 use dsync_core::event::{Event, EventKind};
 use dsync_core::ids::{DirectoryId, EventId, GroupId, GroupName, IdpId, UserId};
-use dsync_core::model::{Attributes, Directory, DirectoryStatus, Group, NameInterner, User, UserState};
+use dsync_core::model::{
+    Attributes, Directory, DirectoryStatus, Group, NameInterner, User, UserState,
+};
 use dsync_core::ports::{StoreError, StoreResult};
 use dsync_core::settings::DirectorySettings;
 use dsync_core::time::Timestamp;
@@ -115,7 +117,10 @@ pub fn to_attributes(item: &Item) -> HashMap<String, AttributeValue> {
 }
 
 pub fn item(pairs: &[(&str, Value)]) -> Item {
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect()
 }
 
 pub fn s(text: impl Into<String>) -> Value {
@@ -126,7 +131,9 @@ pub fn s(text: impl Into<String>) -> Value {
 pub fn get_s<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> StoreResult<&'a str> {
     match item.get(name) {
         Some(AttributeValue::S(text)) => Ok(text),
-        _ => Err(StoreError::Backend(format!("stored item lacks the string attribute {name}"))),
+        _ => Err(StoreError::Backend(format!(
+            "stored item lacks the string attribute {name}"
+        ))),
     }
 }
 
@@ -139,7 +146,8 @@ pub fn get_n(item: &HashMap<String, AttributeValue>, name: &str) -> Option<i64> 
 
 pub fn doc<T: for<'de> Deserialize<'de>>(item: &HashMap<String, AttributeValue>) -> StoreResult<T> {
     let text = get_s(item, "doc")?;
-    serde_json::from_str(text).map_err(|error| StoreError::Backend(format!("stored document is unreadable: {error}")))
+    serde_json::from_str(text)
+        .map_err(|error| StoreError::Backend(format!("stored document is unreadable: {error}")))
 }
 
 pub fn to_doc<T: Serialize>(value: &T) -> String {
@@ -224,11 +232,18 @@ struct GroupDoc {
 }
 
 fn attribute_pairs(attributes: &Attributes) -> Vec<(String, String)> {
-    attributes.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
+    attributes
+        .iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
 }
 
 fn attributes_from(pairs: Vec<(String, String)>, names: &mut NameInterner) -> Attributes {
-    Attributes::from_pairs(pairs.into_iter().map(|(k, v)| (names.intern(&k), v.into_boxed_str())))
+    Attributes::from_pairs(
+        pairs
+            .into_iter()
+            .map(|(k, v)| (names.intern(&k), v.into_boxed_str())),
+    )
 }
 
 pub fn user_item(directory: &DirectoryId, user: &User) -> Item {
@@ -249,7 +264,10 @@ pub fn user_item(directory: &DirectoryId, user: &User) -> Item {
     ])
 }
 
-pub fn user_from(item: &HashMap<String, AttributeValue>, names: &mut NameInterner) -> StoreResult<User> {
+pub fn user_from(
+    item: &HashMap<String, AttributeValue>,
+    names: &mut NameInterner,
+) -> StoreResult<User> {
     let d: UserDoc = doc(item)?;
     Ok(User {
         id: d.id,
@@ -278,7 +296,10 @@ pub fn group_item(directory: &DirectoryId, group: &Group) -> Item {
     ])
 }
 
-pub fn group_from(item: &HashMap<String, AttributeValue>, names: &mut NameInterner) -> StoreResult<Group> {
+pub fn group_from(
+    item: &HashMap<String, AttributeValue>,
+    names: &mut NameInterner,
+) -> StoreResult<Group> {
     let d: GroupDoc = doc(item)?;
     Ok(Group {
         id: d.id,

@@ -142,7 +142,12 @@ pub async fn aws_services() -> anyhow::Result<Services> {
 /// Copies a completed upload from local disk into the directory's bucket, so
 /// that a reconcile sees it. For the embedded SFTP server running with the
 /// AWS backend.
-pub async fn upload_to_bucket(deployment: &Deployment, directory: &DirectoryId, name: &str, path: &Path) -> StoreResult<()> {
+pub async fn upload_to_bucket(
+    deployment: &Deployment,
+    directory: &DirectoryId,
+    name: &str,
+    path: &Path,
+) -> StoreResult<()> {
     let bucket = deployment
         .store
         .bucket_of(directory)
@@ -163,6 +168,8 @@ pub async fn upload_to_bucket(deployment: &Deployment, directory: &DirectoryId, 
         .body(body)
         .send()
         .await
-        .map_err(|error| StoreError::Backend(format!("uploading {name}: {}", s3::describe(&error))))?;
+        .map_err(|error| {
+            StoreError::Backend(format!("uploading {name}: {}", s3::describe(&error)))
+        })?;
     Ok(())
 }

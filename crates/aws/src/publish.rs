@@ -9,7 +9,9 @@ use std::time::Duration;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use dsync_core::event::Event;
 use dsync_core::ids::{EventId, WebhookEndpointId};
-use dsync_core::ports::{DeliveryAttempt, StoreError, StoreResult, WebhookEndpoints, WebhookStatus};
+use dsync_core::ports::{
+    DeliveryAttempt, StoreError, StoreResult, WebhookEndpoints, WebhookStatus,
+};
 use dsync_core::time::Timestamp;
 use dsync_core::webhook::{retry_delay, signature_header, SIGNATURE_HEADER};
 use serde::{Deserialize, Serialize};
@@ -42,7 +44,8 @@ pub fn event_from_stream_record(record: &Value) -> Result<Option<Event>, String>
         return Ok(None);
     }
     let doc = text("doc").ok_or("event item has no doc")?;
-    let mut event: Event = serde_json::from_str(doc).map_err(|error| format!("event doc unreadable: {error}"))?;
+    let mut event: Event =
+        serde_json::from_str(doc).map_err(|error| format!("event doc unreadable: {error}"))?;
     event.directory_id = text("dir").map(dsync_core::ids::DirectoryId::from_stored);
     event.organization_id = text("org").map(str::to_owned);
     Ok(Some(event))
@@ -75,11 +78,19 @@ impl Publisher {
                         .source(EVENT_SOURCE)
                         .detail_type(event.event.as_str())
                         .detail(event.to_json().to_string())
-                        .time(aws_sdk_eventbridge::primitives::DateTime::from_millis(event.created_at.millis()))
+                        .time(aws_sdk_eventbridge::primitives::DateTime::from_millis(
+                            event.created_at.millis(),
+                        ))
                         .build()
                 })
                 .collect();
-            match self.eventbridge.put_events().set_entries(Some(entries)).send().await {
+            match self
+                .eventbridge
+                .put_events()
+                .set_entries(Some(entries))
+                .send()
+                .await
+            {
                 Ok(out) => {
                     for (event, entry) in chunk.iter().zip(out.entries()) {
                         if entry.error_code().is_some() {
@@ -99,7 +110,11 @@ impl Publisher {
             return Ok(());
         }
         for endpoint in self.store.all_endpoints().await? {
-            let subscribed = endpoint.events.is_empty() || endpoint.events.iter().any(|name| name == event.event.as_str());
+            let subscribed = endpoint.events.is_empty()
+                || endpoint
+                    .events
+                    .iter()
+                    .any(|name| name == event.event.as_str());
             if endpoint.status != WebhookStatus::Enabled || !subscribed {
                 continue;
             }
@@ -114,7 +129,12 @@ impl Publisher {
                 .message_body(body)
                 .send()
                 .await
-                .map_err(|error| StoreError::Backend(format!("queueing a webhook delivery failed: {}", crate::s3::describe(&error))))?;
+                .map_err(|error| {
+                    StoreError::Backend(format!(
+                        "queueing a webhook delivery failed: {}",
+                        crate::s3::describe(&error)
+                    ))
+                })?;
         }
         Ok(())
     }
@@ -137,14 +157,24 @@ impl Publisher {
             .http
             .post(&endpoint.endpoint_url)
             .header("Content-Type", "application/json")
-            .header(SIGNATURE_HEADER, signature_header(&endpoint.secret, now.millis(), body.as_bytes()))
+            .header(
+                SIGNATURE_HEADER,
+                signature_header(&endpoint.secret, now.millis(), body.as_bytes()),
+            )
             .timeout(Duration::from_secs(10))
             .body(body)
             .send()
             .await;
         let (status_code, error) = match &response {
             Ok(response) => (Some(response.status().as_u16()), None),
-            Err(error) => (None, Some(if error.is_timeout() { "timed out".to_owned() } else { "connection failed".to_owned() })),
+            Err(error) => (
+                None,
+                Some(if error.is_timeout() {
+                    "timed out".to_owned()
+                } else {
+                    "connection failed".to_owned()
+                }),
+            ),
         };
         let succeeded = status_code.is_some_and(|code| (200..300).contains(&code));
         self.store
@@ -171,6 +201,8 @@ impl Publisher {
     /// Seconds until the next attempt after `attempt` failed, from the
     /// shared schedule; SQS caps a message's visibility at 12 hours.
     pub fn backoff_seconds(attempt: u32) -> i32 {
-        retry_delay(attempt + 1).map(|d| d.as_secs().min(43_200) as i32).unwrap_or(0)
+        retry_delay(attempt + 1)
+            .map(|d| d.as_secs().min(43_200) as i32)
+            .unwrap_or(0)
     }
 }

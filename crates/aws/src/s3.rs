@@ -6,9 +6,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::types::{
-    AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketLocationConstraint, CreateBucketConfiguration,
-    Delete, EventBridgeConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule, LifecycleRuleFilter,
-    NotificationConfiguration, ObjectIdentifier, PublicAccessBlockConfiguration, ServerSideEncryption,
+    AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketLocationConstraint,
+    CreateBucketConfiguration, Delete, EventBridgeConfiguration, ExpirationStatus,
+    LifecycleExpiration, LifecycleRule, LifecycleRuleFilter, NotificationConfiguration,
+    ObjectIdentifier, PublicAccessBlockConfiguration, ServerSideEncryption,
     ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
 };
 use aws_sdk_s3::Client;
@@ -26,7 +27,11 @@ pub(crate) fn describe<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> St
     match error {
         SdkError::ServiceError(service) => {
             let e = service.err();
-            format!("{}: {}", e.code().unwrap_or("error"), e.message().unwrap_or(""))
+            format!(
+                "{}: {}",
+                e.code().unwrap_or("error"),
+                e.message().unwrap_or("")
+            )
         }
         other => format!("{other}"),
     }
@@ -56,10 +61,13 @@ impl S3Files {
     }
 
     async fn bucket(&self, directory: &DirectoryId) -> StoreResult<String> {
-        self.store.bucket_of(directory).await?.ok_or_else(|| StoreError::NotFound {
-            what: "bucket of directory (register a key first)",
-            id: directory.to_string(),
-        })
+        self.store
+            .bucket_of(directory)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "bucket of directory (register a key first)",
+                id: directory.to_string(),
+            })
     }
 }
 
@@ -108,7 +116,11 @@ impl FileStore for S3Files {
         Ok(files)
     }
 
-    async fn open_upload(&self, directory: &Directory, name: &str) -> StoreResult<Box<dyn Read + Send>> {
+    async fn open_upload(
+        &self,
+        directory: &Directory,
+        name: &str,
+    ) -> StoreResult<Box<dyn Read + Send>> {
         let bucket = self.bucket(&directory.id).await?;
         let out = self
             .client
@@ -125,7 +137,8 @@ impl FileStore for S3Files {
                 _ => backend(format!("reading {name}"))(error),
             })?;
         // Spooled to a temporary file so memory does not grow with the upload.
-        let mut spool = tempfile::tempfile().map_err(|error| StoreError::Backend(format!("creating a temporary file: {error}")))?;
+        let mut spool = tempfile::tempfile()
+            .map_err(|error| StoreError::Backend(format!("creating a temporary file: {error}")))?;
         let mut body = out.body;
         while let Some(bytes) = body
             .try_next()
@@ -142,10 +155,23 @@ impl FileStore for S3Files {
         Ok(Box::new(spool))
     }
 
-    async fn write_result(&self, directory: &Directory, name: &str, body: &[u8]) -> StoreResult<()> {
+    async fn write_result(
+        &self,
+        directory: &Directory,
+        name: &str,
+        body: &[u8],
+    ) -> StoreResult<()> {
         let bucket = self.bucket(&directory.id).await?;
-        let key = if name.starts_with(RESULTS_PREFIX) { name.to_owned() } else { format!("{RESULTS_PREFIX}{name}") };
-        let content_type = if key.ends_with(".json") { "application/json" } else { "text/plain; charset=utf-8" };
+        let key = if name.starts_with(RESULTS_PREFIX) {
+            name.to_owned()
+        } else {
+            format!("{RESULTS_PREFIX}{name}")
+        };
+        let content_type = if key.ends_with(".json") {
+            "application/json"
+        } else {
+            "text/plain; charset=utf-8"
+        };
         self.client
             .put_object()
             .bucket(&bucket)
@@ -212,14 +238,18 @@ pub async fn empty_and_delete_bucket(client: &Client, bucket: &str) -> StoreResu
                         .key(key)
                         .set_version_id(version.clone().filter(|v| v != "null"))
                         .build()
-                        .map_err(|error| StoreError::Backend(format!("building a delete request: {error}")))?,
+                        .map_err(|error| {
+                            StoreError::Backend(format!("building a delete request: {error}"))
+                        })?,
                 );
             }
             let delete = Delete::builder()
                 .set_objects(Some(objects))
                 .quiet(true)
                 .build()
-                .map_err(|error| StoreError::Backend(format!("building a delete request: {error}")))?;
+                .map_err(|error| {
+                    StoreError::Backend(format!("building a delete request: {error}"))
+                })?;
             client
                 .delete_objects()
                 .bucket(bucket)
@@ -238,9 +268,17 @@ pub async fn empty_and_delete_bucket(client: &Client, bucket: &str) -> StoreResu
 
 /// Creates a directory bucket: private, encrypted, TLS only, uploads expiring
 /// after `retention_days`, EventBridge notifications on. Idempotent.
-pub async fn create_directory_bucket(client: &Client, bucket: &str, retention_days: i32) -> StoreResult<()> {
+pub async fn create_directory_bucket(
+    client: &Client,
+    bucket: &str,
+    retention_days: i32,
+) -> StoreResult<()> {
     let mut create = client.create_bucket().bucket(bucket);
-    let region = client.config().region().map(|r| r.as_ref().to_owned()).unwrap_or_default();
+    let region = client
+        .config()
+        .region()
+        .map(|r| r.as_ref().to_owned())
+        .unwrap_or_default();
     if !region.is_empty() && region != "us-east-1" {
         create = create.create_bucket_configuration(
             CreateBucketConfiguration::builder()
@@ -272,7 +310,9 @@ pub async fn create_directory_bucket(client: &Client, bucket: &str, retention_da
             ServerSideEncryptionByDefault::builder()
                 .sse_algorithm(ServerSideEncryption::Aes256)
                 .build()
-                .map_err(|error| StoreError::Backend(format!("building encryption settings: {error}")))?,
+                .map_err(|error| {
+                    StoreError::Backend(format!("building encryption settings: {error}"))
+                })?,
         )
         .build();
     client
@@ -282,7 +322,9 @@ pub async fn create_directory_bucket(client: &Client, bucket: &str, retention_da
             ServerSideEncryptionConfiguration::builder()
                 .rules(rule)
                 .build()
-                .map_err(|error| StoreError::Backend(format!("building encryption settings: {error}")))?,
+                .map_err(|error| {
+                    StoreError::Backend(format!("building encryption settings: {error}"))
+                })?,
         )
         .send()
         .await
@@ -299,7 +341,11 @@ pub async fn create_directory_bucket(client: &Client, bucket: &str, retention_da
         .status(ExpirationStatus::Enabled)
         .filter(LifecycleRuleFilter::builder().prefix("").build())
         .expiration(LifecycleExpiration::builder().days(retention_days).build())
-        .abort_incomplete_multipart_upload(AbortIncompleteMultipartUpload::builder().days_after_initiation(1).build())
+        .abort_incomplete_multipart_upload(
+            AbortIncompleteMultipartUpload::builder()
+                .days_after_initiation(1)
+                .build(),
+        )
         .build()
         .map_err(|error| StoreError::Backend(format!("building the lifecycle rule: {error}")))?;
     client
@@ -309,7 +355,9 @@ pub async fn create_directory_bucket(client: &Client, bucket: &str, retention_da
             BucketLifecycleConfiguration::builder()
                 .rules(expire)
                 .build()
-                .map_err(|error| StoreError::Backend(format!("building the lifecycle rule: {error}")))?,
+                .map_err(|error| {
+                    StoreError::Backend(format!("building the lifecycle rule: {error}"))
+                })?,
         )
         .send()
         .await
@@ -324,7 +372,9 @@ pub async fn create_directory_bucket(client: &Client, bucket: &str, retention_da
         )
         .send()
         .await
-        .map_err(backend(format!("turning on EventBridge notifications for {bucket}")))?;
+        .map_err(backend(format!(
+            "turning on EventBridge notifications for {bucket}"
+        )))?;
     Ok(())
 }
 

@@ -27,7 +27,9 @@ pub struct AwsSettings {
 }
 
 fn required(name: &str) -> anyhow::Result<String> {
-    let value = std::env::var(name).with_context(|| format!("environment variable {name} is not set; the SAM template sets it"))?;
+    let value = std::env::var(name).with_context(|| {
+        format!("environment variable {name} is not set; the SAM template sets it")
+    })?;
     if value.trim().is_empty() {
         bail!("environment variable {name} is empty; the SAM template sets it");
     }
@@ -57,7 +59,11 @@ impl AwsSettings {
             Err(_) => 22,
         };
         let prefix = required("DSYNC_BUCKET_PREFIX")?;
-        if !prefix.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') || prefix.len() > 30 {
+        if !prefix
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            || prefix.len() > 30
+        {
             bail!("DSYNC_BUCKET_PREFIX must be at most 30 lowercase letters, digits and hyphens, got {prefix:?}");
         }
         Ok(Self {

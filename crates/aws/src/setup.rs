@@ -3,8 +3,8 @@
 //! The definition matches `Table` in template.yaml.
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
-    ScalarAttributeType,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType,
 };
 use aws_sdk_dynamodb::Client;
 use dsync_core::ports::{StoreError, StoreResult};
@@ -25,7 +25,12 @@ fn string_attribute(name: &str) -> StoreResult<AttributeDefinition> {
         .map_err(|error| StoreError::Backend(format!("building the table definition: {error}")))
 }
 
-fn index(name: &str, hash: &str, range: Option<&str>, projection: ProjectionType) -> StoreResult<GlobalSecondaryIndex> {
+fn index(
+    name: &str,
+    hash: &str,
+    range: Option<&str>,
+    projection: ProjectionType,
+) -> StoreResult<GlobalSecondaryIndex> {
     let mut keys = vec![key(hash, KeyType::Hash)?];
     if let Some(range) = range {
         keys.push(key(range, KeyType::Range)?);
@@ -40,7 +45,13 @@ fn index(name: &str, hash: &str, range: Option<&str>, projection: ProjectionType
 
 /// Creates the table unless it exists.
 pub async fn ensure_table(client: &Client, table: &str) -> StoreResult<()> {
-    if client.describe_table().table_name(table).send().await.is_ok() {
+    if client
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .is_ok()
+    {
         return Ok(());
     }
     client
@@ -61,6 +72,11 @@ pub async fn ensure_table(client: &Client, table: &str) -> StoreResult<()> {
         .global_secondary_indexes(index("list", "lp", Some("gid"), ProjectionType::All)?)
         .send()
         .await
-        .map_err(|error| StoreError::Backend(format!("creating table {table} failed: {}", crate::s3::describe(&error))))?;
+        .map_err(|error| {
+            StoreError::Backend(format!(
+                "creating table {table} failed: {}",
+                crate::s3::describe(&error)
+            ))
+        })?;
     Ok(())
 }

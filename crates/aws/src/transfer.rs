@@ -76,7 +76,12 @@ pub struct TransferAccounts {
 }
 
 impl TransferAccounts {
-    pub fn new(client: Client, s3: aws_sdk_s3::Client, store: Arc<DynamoStore>, settings: AwsSettings) -> Self {
+    pub fn new(
+        client: Client,
+        s3: aws_sdk_s3::Client,
+        store: Arc<DynamoStore>,
+        settings: AwsSettings,
+    ) -> Self {
         Self {
             client,
             s3,
@@ -108,7 +113,9 @@ impl SftpAccounts for TransferAccounts {
             .entry("/")
             .target(format!("/{bucket}"))
             .build()
-            .map_err(|error| StoreError::Backend(format!("building the home directory mapping: {error}")))?;
+            .map_err(|error| {
+                StoreError::Backend(format!("building the home directory mapping: {error}"))
+            })?;
         let created = self
             .client
             .create_user()
@@ -123,7 +130,10 @@ impl SftpAccounts for TransferAccounts {
         match created {
             Ok(_) => Ok(()),
             Err(error) if code(&error) == Some("ResourceExistsException") => Ok(()),
-            Err(error) => Err(backend(format!("creating user {}", directory.sftp_username))(error)),
+            Err(error) => Err(backend(format!(
+                "creating user {}",
+                directory.sftp_username
+            ))(error)),
         }
     }
 
@@ -136,7 +146,10 @@ impl SftpAccounts for TransferAccounts {
             .ssh_public_key_body(&key.public_key)
             .send()
             .await
-            .map_err(backend(format!("importing key {} for user {}", key.id, directory.sftp_username)))?;
+            .map_err(backend(format!(
+                "importing key {} for user {}",
+                key.id, directory.sftp_username
+            )))?;
         // Transfer names keys by its own id; keep the mapping to remove it later.
         self.store
             .put_item(&item(&[
@@ -165,7 +178,12 @@ impl SftpAccounts for TransferAccounts {
         match deleted {
             Ok(_) => {}
             Err(error) if code(&error) == Some("ResourceNotFoundException") => {}
-            Err(error) => return Err(backend(format!("deleting key {} of user {}", key.id, directory.sftp_username))(error)),
+            Err(error) => {
+                return Err(backend(format!(
+                    "deleting key {} of user {}",
+                    key.id, directory.sftp_username
+                ))(error))
+            }
         }
         self.store.delete_item(&pk, &sk).await
     }
@@ -181,7 +199,10 @@ impl SftpAccounts for TransferAccounts {
         match deleted {
             Ok(_) => Ok(()),
             Err(error) if code(&error) == Some("ResourceNotFoundException") => Ok(()),
-            Err(error) => Err(backend(format!("deleting user {}", directory.sftp_username))(error)),
+            Err(error) => Err(backend(format!(
+                "deleting user {}",
+                directory.sftp_username
+            ))(error)),
         }
     }
 

@@ -30,8 +30,13 @@ use dsync_core::upload::{read_snapshot, ReadLimits, Upload};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "loads 100,000 users into moto; run with --ignored"]
 async fn writes_for_a_one_percent_change_of_100k_users() {
-    let Some(endpoint) = endpoint("writes_for_a_one_percent_change_of_100k_users") else { return };
-    let users: usize = std::env::var("DSYNC_COST_USERS").ok().and_then(|n| n.parse().ok()).unwrap_or(100_000);
+    let Some(endpoint) = endpoint("writes_for_a_one_percent_change_of_100k_users") else {
+        return;
+    };
+    let users: usize = std::env::var("DSYNC_COST_USERS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(100_000);
     let changed = users / 100;
     let harness = Harness::new(&endpoint).await;
     let (id, bucket) = harness.linked_directory("Cost Directory").await;
@@ -45,11 +50,21 @@ async fn writes_for_a_one_percent_change_of_100k_users() {
     let started = Instant::now();
     let first = users_csv(1..=users, |_| "Engineer".into());
     harness.put_upload(&bucket, "users_0001.csv", &first).await;
-    let directory_record = harness.store().get_directory(&directory).await.unwrap().unwrap();
+    let directory_record = harness
+        .store()
+        .get_directory(&directory)
+        .await
+        .unwrap()
+        .unwrap();
     let upload = Upload::new("users_0001.csv", first.as_bytes()).expect("recognised name");
     let snapshot = read_snapshot(vec![upload], &ReadLimits::default()).expect("read");
     let sync = SyncId::generate();
-    let context = PlanContext { directory: &directory_record, now: Timestamp::now(), event_seed: sync.as_str().as_bytes(), approved: true };
+    let context = PlanContext {
+        directory: &directory_record,
+        now: Timestamp::now(),
+        event_seed: sync.as_str().as_bytes(),
+        approved: true,
+    };
     let plan = plan(&DirectoryState::default(), &snapshot, &context);
     let items: Vec<_> = plan
         .steps
@@ -66,7 +81,13 @@ async fn writes_for_a_one_percent_change_of_100k_users() {
     // 1%: every hundredth user gets a new job title.
     harness.counter.reset();
     let started = Instant::now();
-    let csv = users_csv(1..=users, |n| if n % 100 == 0 { "Staff Engineer".into() } else { "Engineer".into() });
+    let csv = users_csv(1..=users, |n| {
+        if n % 100 == 0 {
+            "Staff Engineer".into()
+        } else {
+            "Engineer".into()
+        }
+    });
     harness.put_upload(&bucket, "users_0002.csv", &csv).await;
     let record = services.reconcile(&directory).await.expect("1% change");
     assert_eq!(record.counts.updated as usize, changed);
@@ -88,5 +109,9 @@ async fn writes_for_a_one_percent_change_of_100k_users() {
     let chunks = data_items.div_ceil(98);
     let expected_requests = chunks + 1 + chunks + chunks.div_ceil(25) + 2;
     let expected_items = chunks + 3 + (data_items + chunks) + chunks + 2;
-    assert_eq!((writes.requests, writes.items), (expected_requests, expected_items), "{by_operation:?}");
+    assert_eq!(
+        (writes.requests, writes.items),
+        (expected_requests, expected_items),
+        "{by_operation:?}"
+    );
 }

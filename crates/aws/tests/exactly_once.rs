@@ -15,7 +15,11 @@ use serde_json::{json, Value};
 fn events_of(events: &[Event], directory: &str) -> Vec<Event> {
     events
         .iter()
-        .filter(|e| e.directory_id.as_ref().is_some_and(|d| d.as_str() == directory))
+        .filter(|e| {
+            e.directory_id
+                .as_ref()
+                .is_some_and(|d| d.as_str() == directory)
+        })
         .cloned()
         .collect()
 }
@@ -26,11 +30,22 @@ fn replay(events: &[Event]) -> BTreeMap<String, String> {
     let mut users = BTreeMap::new();
     for event in events {
         let idp = event.data["idp_id"].as_str().unwrap_or_default().to_owned();
-        let title = event.data["job_title"].as_str().unwrap_or_default().to_owned();
+        let title = event.data["job_title"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         match event.event.as_str() {
-            "dsync.user.created" => assert!(users.insert(idp.clone(), title).is_none(), "duplicate create of {idp}"),
-            "dsync.user.updated" => assert!(users.insert(idp.clone(), title).is_some(), "update of missing {idp}"),
-            "dsync.user.deleted" => assert!(users.remove(&idp).is_some(), "delete of missing {idp}"),
+            "dsync.user.created" => assert!(
+                users.insert(idp.clone(), title).is_none(),
+                "duplicate create of {idp}"
+            ),
+            "dsync.user.updated" => assert!(
+                users.insert(idp.clone(), title).is_some(),
+                "update of missing {idp}"
+            ),
+            "dsync.user.deleted" => {
+                assert!(users.remove(&idp).is_some(), "delete of missing {idp}")
+            }
             _ => {}
         }
     }
@@ -39,7 +54,10 @@ fn replay(events: &[Event]) -> BTreeMap<String, String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicated_and_shuffled_notifications_give_each_event_once() {
-    let Some(endpoint) = endpoint("duplicated_and_shuffled_notifications_give_each_event_once") else { return };
+    let Some(endpoint) = endpoint("duplicated_and_shuffled_notifications_give_each_event_once")
+    else {
+        return;
+    };
     let harness = Harness::new(&endpoint).await;
     let (id, bucket) = harness.linked_directory("Orchard Labs").await;
     let mut rng = rand::thread_rng();
@@ -48,7 +66,9 @@ async fn duplicated_and_shuffled_notifications_give_each_event_once() {
     let mut pending: Vec<(String, String, u64)> = Vec::new();
     let mut last = String::new();
     for version in 1..=12usize {
-        let csv = users_csv(version..version + 20, |n| format!("Title {}", (n + version) % 4));
+        let csv = users_csv(version..version + 20, |n| {
+            format!("Title {}", (n + version) % 4)
+        });
         let name = format!("users_{version:04}.csv");
         harness.put_upload(&bucket, &name, &csv).await;
         last = csv.clone();
@@ -72,8 +92,14 @@ async fn duplicated_and_shuffled_notifications_give_each_event_once() {
     }
     // And once more after everything: nothing new may appear.
     let before = all_events(&harness.store()).await.len();
-    harness.deliver(&[(bucket.clone(), "users_0012.csv".into(), last.len() as u64)]).await;
-    assert_eq!(all_events(&harness.store()).await.len(), before, "a repeated notification wrote events");
+    harness
+        .deliver(&[(bucket.clone(), "users_0012.csv".into(), last.len() as u64)])
+        .await;
+    assert_eq!(
+        all_events(&harness.store()).await.len(),
+        before,
+        "a repeated notification wrote events"
+    );
 
     let events = events_of(&all_events(&harness.store()).await, &id);
     let mut ids: Vec<_> = events.iter().map(|e| e.id.clone()).collect();
@@ -101,7 +127,14 @@ fn normalized(events: &[Event]) -> Vec<Value> {
     fn strip(value: &mut Value) {
         match value {
             Value::Object(map) => {
-                for key in ["id", "directory_id", "organization_id", "external_key", "created_at", "updated_at"] {
+                for key in [
+                    "id",
+                    "directory_id",
+                    "organization_id",
+                    "external_key",
+                    "created_at",
+                    "updated_at",
+                ] {
                     map.remove(key);
                 }
                 map.values_mut().for_each(strip);
@@ -128,8 +161,17 @@ async fn two_syncs(harness: &Harness, fail_at: Option<(usize, usize)>) -> Vec<Ev
     let directory = DirectoryId::from_stored(&id);
     let services = harness.deployment.services();
     let first = users_csv(1..=150, |n| format!("Analyst {}", n % 3));
-    let second = users_csv(21..=160, |n| if n % 5 == 0 { format!("Lead {n}") } else { format!("Analyst {}", n % 3) });
-    for (sync, (name, csv)) in [("users_0001.csv", first), ("users_0002.csv", second)].into_iter().enumerate() {
+    let second = users_csv(21..=160, |n| {
+        if n % 5 == 0 {
+            format!("Lead {n}")
+        } else {
+            format!("Analyst {}", n % 3)
+        }
+    });
+    for (sync, (name, csv)) in [("users_0001.csv", first), ("users_0002.csv", second)]
+        .into_iter()
+        .enumerate()
+    {
         harness.put_upload(&bucket, name, &csv).await;
         if let Some((fail_sync, chunk)) = fail_at {
             if fail_sync == sync + 1 {
@@ -137,7 +179,10 @@ async fn two_syncs(harness: &Harness, fail_at: Option<(usize, usize)>) -> Vec<Ev
                 let crashed = services.reconcile(&directory).await;
                 assert!(crashed.is_err(), "the injected failure must stop the sync");
                 let partial = events_of(&all_events(&harness.store()).await, &id);
-                assert!(!partial.is_empty(), "chunk {chunk} was applied before the failure");
+                assert!(
+                    !partial.is_empty(),
+                    "chunk {chunk} was applied before the failure"
+                );
             }
         }
         services.reconcile(&directory).await.expect("reconcile");
@@ -146,13 +191,19 @@ async fn two_syncs(harness: &Harness, fail_at: Option<(usize, usize)>) -> Vec<Ev
     harness.counter.reset();
     services.reconcile(&directory).await.expect("reconcile");
     let writes = harness.counter.writes();
-    assert_eq!(writes.requests, 0, "a no-op reconcile writes nothing: {writes:?}");
+    assert_eq!(
+        writes.requests, 0,
+        "a no-op reconcile writes nothing: {writes:?}"
+    );
     events_of(&all_events(&harness.store()).await, &id)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_after_any_chunk_then_a_retry_gives_the_clean_log() {
-    let Some(endpoint) = endpoint("a_crash_after_any_chunk_then_a_retry_gives_the_clean_log") else { return };
+    let Some(endpoint) = endpoint("a_crash_after_any_chunk_then_a_retry_gives_the_clean_log")
+    else {
+        return;
+    };
     let harness = Harness::new(&endpoint).await;
     let clean = two_syncs(&harness, None).await;
     assert!(clean.len() > 150 + 20);
@@ -162,7 +213,11 @@ async fn a_crash_after_any_chunk_then_a_retry_gives_the_clean_log() {
         let crashed = two_syncs(&harness, Some(fail_at)).await;
         let mut ids: Vec<_> = crashed.iter().map(|e| e.id.clone()).collect();
         ids.dedup();
-        assert_eq!(ids.len(), crashed.len(), "unique ids after a crash at {fail_at:?}");
+        assert_eq!(
+            ids.len(),
+            crashed.len(),
+            "unique ids after a crash at {fail_at:?}"
+        );
         let crashed = normalized(&crashed);
         let first_difference = crashed.iter().zip(&clean).position(|(a, b)| a != b);
         assert_eq!(
@@ -175,31 +230,82 @@ async fn a_crash_after_any_chunk_then_a_retry_gives_the_clean_log() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offboarding_cut_off_halfway_finishes_and_leaves_nothing() {
-    let Some(endpoint) = endpoint("offboarding_cut_off_halfway_finishes_and_leaves_nothing") else { return };
+    let Some(endpoint) = endpoint("offboarding_cut_off_halfway_finishes_and_leaves_nothing") else {
+        return;
+    };
     let harness = Harness::new(&endpoint).await;
     let (id, bucket) = harness.linked_directory("Birch Transit").await;
     let directory_id = DirectoryId::from_stored(&id);
-    harness.register(json!({"action": "add_key", "directory_id": id, "public_key": ed25519_key_line()})).await;
+    harness
+        .register(
+            json!({"action": "add_key", "directory_id": id, "public_key": ed25519_key_line()}),
+        )
+        .await;
     // Adding a key re-applies the bucket settings (idempotent), policy included.
-    harness.deployment.clients.s3.delete_bucket_policy().bucket(&bucket).send().await.unwrap();
+    harness
+        .deployment
+        .clients
+        .s3
+        .delete_bucket_policy()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
     let csv = users_csv(1..=12, |_| "Clerk".into());
     harness.put_upload(&bucket, "users.csv", &csv).await;
-    harness.deliver(&[(bucket.clone(), "users.csv".into(), csv.len() as u64)]).await;
-    let directory = harness.store().get_directory(&directory_id).await.unwrap().unwrap();
+    harness
+        .deliver(&[(bucket.clone(), "users.csv".into(), csv.len() as u64)])
+        .await;
+    let directory = harness
+        .store()
+        .get_directory(&directory_id)
+        .await
+        .unwrap()
+        .unwrap();
 
     // The first half of an offboarding: account and files gone, data still there.
-    harness.deployment.accounts.delete_account(&directory).await.unwrap();
-    harness.deployment.files.delete_all(&directory).await.unwrap();
-    assert!(harness.store().count_partition(&directory_id).await.unwrap() > 12);
+    harness
+        .deployment
+        .accounts
+        .delete_account(&directory)
+        .await
+        .unwrap();
+    harness
+        .deployment
+        .files
+        .delete_all(&directory)
+        .await
+        .unwrap();
+    assert!(
+        harness
+            .store()
+            .count_partition(&directory_id)
+            .await
+            .unwrap()
+            > 12
+    );
 
-    harness.register(json!({"action": "delete_directory", "directory_id": id})).await;
+    harness
+        .register(json!({"action": "delete_directory", "directory_id": id}))
+        .await;
     let leftovers = harness
         .store()
         .leftovers(&directory_id, &directory.sftp_username, Some(&bucket))
         .await
         .unwrap();
     assert!(leftovers.is_empty(), "items left: {leftovers:?}");
-    assert!(harness.deployment.clients.s3.head_bucket().bucket(&bucket).send().await.is_err());
+    assert!(harness
+        .deployment
+        .clients
+        .s3
+        .head_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .is_err());
     let events = events_of(&all_events(&harness.store()).await, &id);
-    assert_eq!(events.last().map(|e| e.event.as_str()), Some("dsync.deleted"));
+    assert_eq!(
+        events.last().map(|e| e.event.as_str()),
+        Some("dsync.deleted")
+    );
 }

@@ -13,25 +13,43 @@ use tower::ServiceExt;
 
 async fn api_get(router: &axum::Router, path: &str, query: &str, secret: &str) -> (u16, Value) {
     let fixture = include_str!("fixtures/apigw-http-v2.json")
-        .replace("\"rawPath\": \"PATH\"", &format!("\"rawPath\": {}", json!(path)))
+        .replace(
+            "\"rawPath\": \"PATH\"",
+            &format!("\"rawPath\": {}", json!(path)),
+        )
         .replace("\"path\": \"PATH\"", &format!("\"path\": {}", json!(path)))
-        .replace("\"rawQueryString\": \"QUERY\"", &format!("\"rawQueryString\": {}", json!(query)))
-        .replace("\"authorization\": \"AUTH\"", &format!("\"authorization\": {}", json!(format!("Bearer {secret}"))));
+        .replace(
+            "\"rawQueryString\": \"QUERY\"",
+            &format!("\"rawQueryString\": {}", json!(query)),
+        )
+        .replace(
+            "\"authorization\": \"AUTH\"",
+            &format!("\"authorization\": {}", json!(format!("Bearer {secret}"))),
+        );
     let request = lambda_http::request::from_str(&fixture).expect("API Gateway v2 fixture parses");
     let request = request.map(|body| axum::body::Body::from(body.to_vec()));
     let response = router.clone().oneshot(request).await.unwrap();
     let status = response.status().as_u16();
-    let bytes = axum::body::to_bytes(response.into_body(), 10 << 20).await.unwrap();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    let bytes = axum::body::to_bytes(response.into_body(), 10 << 20)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn whole_flow_through_the_handlers() {
-    let Some(endpoint) = endpoint("whole_flow_through_the_handlers") else { return };
+    let Some(endpoint) = endpoint("whole_flow_through_the_handlers") else {
+        return;
+    };
     let harness = Harness::new(&endpoint).await;
     let clients = harness.deployment.clients.clone();
 
-    let key = harness.register(json!({"action": "create_api_key", "name": "flow test"})).await;
+    let key = harness
+        .register(json!({"action": "create_api_key", "name": "flow test"}))
+        .await;
     let secret = key["secret"].as_str().unwrap().to_owned();
 
     let (id, bucket) = harness.linked_directory("Lumen Freight").await;
@@ -39,17 +57,41 @@ async fn whole_flow_through_the_handlers() {
     assert!(bucket.starts_with(&format!("{}-", harness.deployment.settings.bucket_prefix)));
 
     // The bucket was created locked down.
-    let block = clients.s3.get_public_access_block().bucket(&bucket).send().await.unwrap();
+    let block = clients
+        .s3
+        .get_public_access_block()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
     let block = block.public_access_block_configuration().unwrap();
     assert_eq!(block.block_public_acls(), Some(true));
     assert_eq!(block.restrict_public_buckets(), Some(true));
-    let encryption = clients.s3.get_bucket_encryption().bucket(&bucket).send().await.unwrap();
-    let rule = &encryption.server_side_encryption_configuration().unwrap().rules()[0];
+    let encryption = clients
+        .s3
+        .get_bucket_encryption()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    let rule = &encryption
+        .server_side_encryption_configuration()
+        .unwrap()
+        .rules()[0];
     assert_eq!(
-        rule.apply_server_side_encryption_by_default().unwrap().sse_algorithm().as_str(),
+        rule.apply_server_side_encryption_by_default()
+            .unwrap()
+            .sse_algorithm()
+            .as_str(),
         "AES256"
     );
-    let lifecycle = clients.s3.get_bucket_lifecycle_configuration().bucket(&bucket).send().await.unwrap();
+    let lifecycle = clients
+        .s3
+        .get_bucket_lifecycle_configuration()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
     let rule = &lifecycle.rules()[0];
     assert_eq!(rule.expiration().unwrap().days(), Some(30));
     assert!(rule.abort_incomplete_multipart_upload().is_some());
@@ -72,24 +114,55 @@ async fn whole_flow_through_the_handlers() {
     assert_eq!(answer, json!({"batchItemFailures": []}));
 
     // The report went back into the bucket.
-    let results = clients.s3.list_objects_v2().bucket(&bucket).prefix("results/").send().await.unwrap();
+    let results = clients
+        .s3
+        .list_objects_v2()
+        .bucket(&bucket)
+        .prefix("results/")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(results.contents().len(), 1, "one report in results/");
 
     // The API serves the users.
     let router = dsync_aws::handlers::api::router(&harness.deployment);
-    let (status, users) = api_get(&router, "/directory_users", &format!("directory={id}&limit=10"), &secret).await;
+    let (status, users) = api_get(
+        &router,
+        "/directory_users",
+        &format!("directory={id}&limit=10"),
+        &secret,
+    )
+    .await;
     assert_eq!(status, 200, "{users}");
     assert_eq!(users["data"].as_array().unwrap().len(), 3);
     assert_eq!(users["list_metadata"]["after"], Value::Null);
-    let (status, _) = api_get(&router, "/directory_users", &format!("directory={id}"), "sk_wrong").await;
+    let (status, _) = api_get(
+        &router,
+        "/directory_users",
+        &format!("directory={id}"),
+        "sk_wrong",
+    )
+    .await;
     assert_eq!(status, 401);
-    let (status, events) = api_get(&router, "/events", "events=dsync.user.created&limit=100", &secret).await;
+    let (status, events) = api_get(
+        &router,
+        "/events",
+        "events=dsync.user.created&limit=100",
+        &secret,
+    )
+    .await;
     assert_eq!(status, 200, "{events}");
     assert_eq!(events["data"].as_array().unwrap().len(), 3);
 
     // Publish: stream records of the event items to EventBridge, where a
     // rule forwards them to an SQS queue.
-    let queue = clients.sqs.create_queue().queue_name(format!("{}-tap", harness.deployment.settings.table)).send().await.unwrap();
+    let queue = clients
+        .sqs
+        .create_queue()
+        .queue_name(format!("{}-tap", harness.deployment.settings.table))
+        .send()
+        .await
+        .unwrap();
     let queue_url = queue.queue_url().unwrap().to_owned();
     let queue_arn = clients
         .sqs
@@ -117,7 +190,13 @@ async fn whole_flow_through_the_handlers() {
         .put_targets()
         .rule("dsync-tap")
         .event_bus_name(&bus)
-        .targets(aws_sdk_eventbridge::types::Target::builder().id("tap").arn(&queue_arn).build().unwrap())
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("tap")
+                .arn(&queue_arn)
+                .build()
+                .unwrap(),
+        )
         .send()
         .await
         .unwrap();
@@ -129,30 +208,54 @@ async fn whole_flow_through_the_handlers() {
         .map(|(n, event)| stream_record(event, n))
         .collect();
     let publisher = harness.deployment.publisher();
-    let answer = dsync_aws::handlers::publish::handle(&publisher, json!({ "Records": records })).await;
+    let answer =
+        dsync_aws::handlers::publish::handle(&publisher, json!({ "Records": records })).await;
     assert_eq!(answer, json!({"batchItemFailures": []}));
     let mut received = Vec::new();
     for _ in 0..10 {
-        let out = clients.sqs.receive_message().queue_url(&queue_url).max_number_of_messages(10).send().await.unwrap();
+        let out = clients
+            .sqs
+            .receive_message()
+            .queue_url(&queue_url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
         for message in out.messages() {
             let body: Value = serde_json::from_str(message.body().unwrap()).unwrap();
-            received.push((body["detail-type"].as_str().unwrap().to_owned(), body["detail"]["id"].as_str().unwrap().to_owned()));
+            received.push((
+                body["detail-type"].as_str().unwrap().to_owned(),
+                body["detail"]["id"].as_str().unwrap().to_owned(),
+            ));
         }
         if received.len() >= stored.len() {
             break;
         }
     }
     received.sort();
-    let mut expected: Vec<(String, String)> = stored.iter().map(|e| (e.event.as_str().to_owned(), e.id.to_string())).collect();
+    let mut expected: Vec<(String, String)> = stored
+        .iter()
+        .map(|e| (e.event.as_str().to_owned(), e.id.to_string()))
+        .collect();
     expected.sort();
-    assert_eq!(received, expected, "every event reached EventBridge with detail-type = event name");
+    assert_eq!(
+        received, expected,
+        "every event reached EventBridge with detail-type = event name"
+    );
 
     // Offboarding leaves no object, key or item.
     let directory = {
         use dsync_core::ports::Directories;
-        harness.store().get_directory(&directory_id).await.unwrap().unwrap()
+        harness
+            .store()
+            .get_directory(&directory_id)
+            .await
+            .unwrap()
+            .unwrap()
     };
-    harness.register(json!({"action": "delete_directory", "directory_id": id})).await;
+    harness
+        .register(json!({"action": "delete_directory", "directory_id": id}))
+        .await;
     let head = clients.s3.head_bucket().bucket(&bucket).send().await;
     assert!(head.is_err(), "bucket deleted");
     let leftovers = harness
@@ -181,7 +284,8 @@ async fn whole_flow_through_the_handlers() {
 
 /// A DynamoDB stream INSERT record for a stored event, as Lambda delivers it.
 fn stream_record(event: &dsync_core::event::Event, n: usize) -> Value {
-    let mut record: Value = serde_json::from_str(include_str!("fixtures/dynamodb-stream-insert.json")).unwrap();
+    let mut record: Value =
+        serde_json::from_str(include_str!("fixtures/dynamodb-stream-insert.json")).unwrap();
     let mut image = json!({
         "pk": {"S": "EVENTS"},
         "sk": {"S": event.id},

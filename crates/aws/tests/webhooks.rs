@@ -25,7 +25,11 @@ async fn receiver(status: u16) -> (String, Received) {
         post(move |headers: HeaderMap, body: axum::body::Bytes| {
             let sink = sink.clone();
             async move {
-                let signature = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+                let signature = headers
+                    .get(SIGNATURE_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
                 sink.lock().unwrap().push((signature, body.to_vec()));
                 axum::http::StatusCode::from_u16(status).unwrap()
             }
@@ -51,7 +55,9 @@ fn endpoint_record(url: &str, events: Vec<String>) -> WebhookEndpoint {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_delivery_is_signed_and_recorded() {
-    let Some(endpoint) = endpoint("webhook_delivery_is_signed_and_recorded") else { return };
+    let Some(endpoint) = endpoint("webhook_delivery_is_signed_and_recorded") else {
+        return;
+    };
     let harness = Harness::new(&endpoint).await;
     let store = harness.store();
     let (ok_url, ok_received) = receiver(200).await;
@@ -67,7 +73,9 @@ async fn webhook_delivery_is_signed_and_recorded() {
     let (_, bucket) = harness.linked_directory("Harbor Mills").await;
     let csv = users_csv(1..=3, |_| "Pilot".into());
     harness.put_upload(&bucket, "users.csv", &csv).await;
-    harness.deliver(&[(bucket.clone(), "users.csv".into(), csv.len() as u64)]).await;
+    harness
+        .deliver(&[(bucket.clone(), "users.csv".into(), csv.len() as u64)])
+        .await;
     let events: Vec<_> = all_events(&store)
         .await
         .into_iter()
@@ -88,14 +96,24 @@ async fn webhook_delivery_is_signed_and_recorded() {
             record
         })
         .collect();
-    let answer = dsync_aws::handlers::publish::handle(&publisher, json!({ "Records": records })).await;
+    let answer =
+        dsync_aws::handlers::publish::handle(&publisher, json!({ "Records": records })).await;
     assert_eq!(answer, json!({"batchItemFailures": []}));
 
     // Two endpoints take user.created: six deliveries queued.
     let queue = &harness.deployment.settings.webhook_queue_url;
     let mut messages = Vec::new();
     for _ in 0..10 {
-        let out = harness.deployment.clients.sqs.receive_message().queue_url(queue).max_number_of_messages(10).send().await.unwrap();
+        let out = harness
+            .deployment
+            .clients
+            .sqs
+            .receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
         messages.extend(out.messages().iter().cloned());
         if messages.len() >= 6 {
             break;
@@ -111,25 +129,54 @@ async fn webhook_delivery_is_signed_and_recorded() {
             })
         })
         .collect();
-    let answer = dsync_aws::handlers::publish::handle(&publisher, json!({ "Records": sqs_records })).await;
+    let answer =
+        dsync_aws::handlers::publish::handle(&publisher, json!({ "Records": sqs_records })).await;
     let failed = answer["batchItemFailures"].as_array().unwrap();
-    assert_eq!(failed.len(), 3, "the failing endpoint's three deliveries are retried: {answer}");
+    assert_eq!(
+        failed.len(),
+        3,
+        "the failing endpoint's three deliveries are retried: {answer}"
+    );
 
     let delivered = ok_received.lock().unwrap().clone();
     assert_eq!(delivered.len(), 3);
     for (signature, body) in &delivered {
-        verify_signature(signature, body, &subscribed.secret, Timestamp::now().millis(), DEFAULT_TOLERANCE_MS)
-            .expect("signature verifies with the endpoint secret");
+        verify_signature(
+            signature,
+            body,
+            &subscribed.secret,
+            Timestamp::now().millis(),
+            DEFAULT_TOLERANCE_MS,
+        )
+        .expect("signature verifies with the endpoint secret");
         let event: Value = serde_json::from_slice(body).unwrap();
         assert_eq!(event["event"], json!("dsync.user.created"));
     }
     assert_eq!(failing_received.lock().unwrap().len(), 3);
-    let attempts = store.list_attempts(&failing.id, &PageRequest { limit: 10, ..PageRequest::default() }).await.unwrap();
+    let attempts = store
+        .list_attempts(
+            &failing.id,
+            &PageRequest {
+                limit: 10,
+                ..PageRequest::default()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(attempts.data.len(), 3);
-    assert!(attempts.data.iter().all(|a| !a.succeeded && a.status_code == Some(500)));
-    let attempts = store.list_attempts(&subscribed.id, &PageRequest::default()).await.unwrap();
+    assert!(attempts
+        .data
+        .iter()
+        .all(|a| !a.succeeded && a.status_code == Some(500)));
+    let attempts = store
+        .list_attempts(&subscribed.id, &PageRequest::default())
+        .await
+        .unwrap();
     assert!(attempts.data.iter().all(|a| a.succeeded));
     // The backoff schedule grows and stays under SQS's 12-hour visibility cap.
-    assert!(dsync_aws::publish::Publisher::backoff_seconds(1) < dsync_aws::publish::Publisher::backoff_seconds(5));
+    assert!(
+        dsync_aws::publish::Publisher::backoff_seconds(1)
+            < dsync_aws::publish::Publisher::backoff_seconds(5)
+    );
     assert!(dsync_aws::publish::Publisher::backoff_seconds(15) <= 43_200);
 }

@@ -32,7 +32,10 @@ pub fn router(deployment: &Deployment) -> axum::Router {
         });
         trigger
     });
-    let mut config = ApiConfig::new(deployment.settings.sftp_host.clone(), deployment.settings.sftp_port);
+    let mut config = ApiConfig::new(
+        deployment.settings.sftp_host.clone(),
+        deployment.settings.sftp_port,
+    );
     config.sync_trigger = sync_trigger;
     dsync_http::router(deployment.services(), config)
 }

@@ -30,8 +30,11 @@ pub struct Notification {
 
 /// Reads the EventBridge S3 event inside an SQS message body.
 pub fn parse_notification(body: &str) -> Result<Notification, String> {
-    let event: Value = serde_json::from_str(body).map_err(|error| format!("message body is not JSON: {error}"))?;
-    let detail = event.get("detail").ok_or("message body has no `detail`; expected an EventBridge S3 event")?;
+    let event: Value =
+        serde_json::from_str(body).map_err(|error| format!("message body is not JSON: {error}"))?;
+    let detail = event
+        .get("detail")
+        .ok_or("message body has no `detail`; expected an EventBridge S3 event")?;
     let bucket = detail
         .pointer("/bucket/name")
         .and_then(Value::as_str)
@@ -40,7 +43,10 @@ pub fn parse_notification(body: &str) -> Result<Notification, String> {
         .pointer("/object/key")
         .and_then(Value::as_str)
         .ok_or("`detail.object.key` is missing")?;
-    let size = detail.pointer("/object/size").and_then(Value::as_u64).unwrap_or(0);
+    let size = detail
+        .pointer("/object/size")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
     Ok(Notification {
         bucket: bucket.to_owned(),
         key: decode_s3_key(key),
@@ -52,7 +58,9 @@ pub fn parse_notification(body: &str) -> Result<Notification, String> {
 /// the folder root, not empty. Temporary names, folder markers, `results/`
 /// and zero-byte objects are not.
 pub fn is_relevant(notification: &Notification) -> bool {
-    notification.size > 0 && !notification.key.ends_with('/') && file_kind(&notification.key).is_some()
+    notification.size > 0
+        && !notification.key.ends_with('/')
+        && file_kind(&notification.key).is_some()
 }
 
 /// A re-sync request queued by the API: `{"directory_id": "directory_..."}`.
@@ -62,14 +70,20 @@ pub fn resync_request(body: &str) -> Option<DirectoryId> {
 }
 
 /// Reconciles one directory under its lease, logging one line per sync.
-pub async fn reconcile_directory(deployment: &Deployment, directory: &DirectoryId) -> Result<(), ServiceError> {
+pub async fn reconcile_directory(
+    deployment: &Deployment,
+    directory: &DirectoryId,
+) -> Result<(), ServiceError> {
     deployment.store.acquire_lease(directory).await?;
     let started = Instant::now();
     let result = deployment.services().reconcile_outcome(directory).await;
     let released = deployment.store.release_lease(directory).await;
     let millis = started.elapsed().as_millis() as u64;
     match &result {
-        Ok(ReconcileOutcome::Synced { record, report_error }) => {
+        Ok(ReconcileOutcome::Synced {
+            record,
+            report_error,
+        }) => {
             let files: Vec<&str> = record.files.iter().map(|f| f.name.as_str()).collect();
             tracing::info!(
                 directory_id = %directory,
@@ -115,8 +129,15 @@ async fn handle_batch(deployment: &Deployment, records: &[Value]) -> Value {
     // Each directory is reconciled once per batch, from its newest files.
     let mut by_directory: BTreeMap<DirectoryId, Vec<String>> = BTreeMap::new();
     for record in records {
-        let message_id = record.get("messageId").and_then(Value::as_str).unwrap_or_default().to_owned();
-        let body = record.get("body").and_then(Value::as_str).unwrap_or_default();
+        let message_id = record
+            .get("messageId")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let body = record
+            .get("body")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if let Some(directory) = resync_request(body) {
             by_directory.entry(directory).or_default().push(message_id);
             continue;
@@ -132,7 +153,11 @@ async fn handle_batch(deployment: &Deployment, records: &[Value]) -> Value {
         if !deployment.settings.owns_bucket(&notification.bucket) || !is_relevant(&notification) {
             continue;
         }
-        match deployment.store.directory_of_bucket(&notification.bucket).await {
+        match deployment
+            .store
+            .directory_of_bucket(&notification.bucket)
+            .await
+        {
             Ok(Some(directory)) => by_directory.entry(directory).or_default().push(message_id),
             // An offboarded directory's late notification: nothing to do.
             Ok(None) => {}
@@ -175,8 +200,13 @@ async fn retry_soon(deployment: &Deployment, records: &[Value], messages: &[Stri
         return;
     }
     for record in records {
-        let id = record.get("messageId").and_then(Value::as_str).unwrap_or_default();
-        let Some(receipt) = record.get("receiptHandle").and_then(Value::as_str) else { continue };
+        let id = record
+            .get("messageId")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let Some(receipt) = record.get("receiptHandle").and_then(Value::as_str) else {
+            continue;
+        };
         if messages.iter().any(|m| m == id) {
             let changed = deployment
                 .clients
@@ -198,7 +228,11 @@ async fn is_deleting(deployment: &Deployment, directory: &DirectoryId) -> bool {
     use dsync_core::ports::Directories;
     matches!(
         deployment.store.get_directory(directory).await,
-        Ok(None) | Ok(Some(dsync_core::model::Directory { status: DirectoryStatus::Deleting, .. }))
+        Ok(None)
+            | Ok(Some(dsync_core::model::Directory {
+                status: DirectoryStatus::Deleting,
+                ..
+            }))
     )
 }
 
@@ -214,13 +248,21 @@ pub async fn sweep(deployment: &Deployment) -> Value {
     let mut reconciled = 0;
     let mut failed = 0;
     // Offboardings cut off halfway (an API call that timed out) are finished here.
-    for directory in directories.iter().filter(|d| d.status == DirectoryStatus::Deleting) {
+    for directory in directories
+        .iter()
+        .filter(|d| d.status == DirectoryStatus::Deleting)
+    {
         match deployment.services().delete_directory(&directory.id).await {
             Ok(()) => tracing::info!(directory_id = %directory.id, "offboarding finished"),
-            Err(error) => tracing::error!(directory_id = %directory.id, error = %error, "offboarding failed"),
+            Err(error) => {
+                tracing::error!(directory_id = %directory.id, error = %error, "offboarding failed")
+            }
         }
     }
-    for directory in directories.iter().filter(|d| d.status == DirectoryStatus::Linked) {
+    for directory in directories
+        .iter()
+        .filter(|d| d.status == DirectoryStatus::Linked)
+    {
         match reconcile_directory(deployment, &directory.id).await {
             Ok(()) => reconciled += 1,
             Err(_) => failed += 1,

@@ -24,7 +24,10 @@ pub fn decode_s3_key(raw: &str) -> String {
             }
             b'%' => {
                 let hex = std::str::from_utf8(&bytes[index + 1..(index + 3).min(bytes.len())]).ok();
-                match hex.filter(|h| h.len() == 2).and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                match hex
+                    .filter(|h| h.len() == 2)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
                     Some(byte) => {
                         out.push(byte);
                         index += 3;
@@ -52,7 +55,10 @@ mod tests {
     fn decodes_plus_and_percent() {
         assert_eq!(decode_s3_key("users+2026.csv"), "users 2026.csv");
         assert_eq!(decode_s3_key("Users%2B%C3%A9t%C3%A9.csv"), "Users+été.csv");
-        assert_eq!(decode_s3_key("results%2Freport.json"), "results/report.json");
+        assert_eq!(
+            decode_s3_key("results%2Freport.json"),
+            "results/report.json"
+        );
         assert_eq!(decode_s3_key("bad%zz%4"), "bad%zz%4");
     }
 }

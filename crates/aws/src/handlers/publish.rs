@@ -9,7 +9,11 @@ use serde_json::{json, Value};
 use crate::publish::{Delivery, Publisher};
 
 pub async fn handle(publisher: &Publisher, event: Value) -> Value {
-    let records = event.get("Records").and_then(Value::as_array).cloned().unwrap_or_default();
+    let records = event
+        .get("Records")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let from_stream = records
         .first()
         .and_then(|r| r.get("eventSource"))
@@ -64,13 +68,21 @@ async fn handle_stream(publisher: &Publisher, records: &[Value]) -> Value {
 async fn handle_deliveries(publisher: &Publisher, records: &[Value]) -> Value {
     let mut failed = Vec::new();
     for record in records {
-        let message_id = record.get("messageId").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let message_id = record
+            .get("messageId")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         let attempt = record
             .pointer("/attributes/ApproximateReceiveCount")
             .and_then(Value::as_str)
             .and_then(|n| n.parse::<u32>().ok())
             .unwrap_or(1);
-        let delivery: Delivery = match record.get("body").and_then(Value::as_str).map(serde_json::from_str) {
+        let delivery: Delivery = match record
+            .get("body")
+            .and_then(Value::as_str)
+            .map(serde_json::from_str)
+        {
             Some(Ok(delivery)) => delivery,
             _ => {
                 tracing::error!(message_id = %message_id, "unreadable webhook delivery message");

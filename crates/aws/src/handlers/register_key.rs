@@ -23,7 +23,12 @@ fn field<'a>(command: &'a Value, name: &str) -> Result<&'a str, Value> {
         .get(name)
         .and_then(Value::as_str)
         .filter(|text| !text.trim().is_empty())
-        .ok_or_else(|| failure("invalid_request", &format!("the command needs a non-empty string field `{name}`")))
+        .ok_or_else(|| {
+            failure(
+                "invalid_request",
+                &format!("the command needs a non-empty string field `{name}`"),
+            )
+        })
 }
 
 fn failure(code: &str, message: &str) -> Value {
@@ -42,7 +47,12 @@ fn service_failure(error: ServiceError) -> Value {
 
 fn directory_id(command: &Value) -> Result<DirectoryId, Value> {
     let text = field(command, "directory_id")?;
-    DirectoryId::parse(text).ok_or_else(|| failure("invalid_request", "`directory_id` must look like directory_01H..."))
+    DirectoryId::parse(text).ok_or_else(|| {
+        failure(
+            "invalid_request",
+            "`directory_id` must look like directory_01H...",
+        )
+    })
 }
 
 /// Runs one command.
@@ -55,7 +65,10 @@ pub async fn handle(deployment: &Deployment, command: Value) -> Value {
 
 async fn run(deployment: &Deployment, command: &Value) -> Result<Value, Value> {
     let services = deployment.services();
-    let (host, port) = (deployment.settings.sftp_host.as_str(), deployment.settings.sftp_port);
+    let (host, port) = (
+        deployment.settings.sftp_host.as_str(),
+        deployment.settings.sftp_port,
+    );
     match field(command, "action")? {
         "create_directory" => {
             let directory = services

@@ -43,13 +43,17 @@ impl Harness {
         let config = aws_config::defaults(BehaviorVersion::latest())
             .endpoint_url(endpoint)
             .region(Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "moto"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "testing", "testing", None, None, "moto",
+            ))
             .load()
             .await;
         let counter = RequestCounter::new();
         let clients = Clients::new(&config, Some(counter.clone()));
         let table = unique("dsync-test-");
-        dsync_aws::setup::ensure_table(&clients.dynamodb, &table).await.expect("create table on moto");
+        dsync_aws::setup::ensure_table(&clients.dynamodb, &table)
+            .await
+            .expect("create table on moto");
         let server = clients
             .transfer
             .create_server()
@@ -61,7 +65,13 @@ impl Harness {
             .await
             .expect("create Transfer server on moto");
         let bus = unique("dsync-bus-");
-        clients.eventbridge.create_event_bus().name(&bus).send().await.expect("create bus");
+        clients
+            .eventbridge
+            .create_event_bus()
+            .name(&bus)
+            .send()
+            .await
+            .expect("create bus");
         let webhook_queue = clients
             .sqs
             .create_queue()
@@ -93,8 +103,13 @@ impl Harness {
     }
 
     pub async fn register(&self, command: Value) -> Value {
-        let answer = dsync_aws::handlers::register_key::handle(&self.deployment, command.clone()).await;
-        assert_eq!(answer["ok"], json!(true), "command {command} failed: {answer}");
+        let answer =
+            dsync_aws::handlers::register_key::handle(&self.deployment, command.clone()).await;
+        assert_eq!(
+            answer["ok"],
+            json!(true),
+            "command {command} failed: {answer}"
+        );
         answer
     }
 
@@ -104,8 +119,10 @@ impl Harness {
             .register(json!({"action": "create_directory", "organization_id": "org_01HTESTORG", "name": name}))
             .await;
         let id = created["directory"]["id"].as_str().unwrap().to_owned();
-        self.register(json!({"action": "add_key", "directory_id": id, "public_key": ed25519_key_line()}))
-            .await;
+        self.register(
+            json!({"action": "add_key", "directory_id": id, "public_key": ed25519_key_line()}),
+        )
+        .await;
         let bucket = self
             .store()
             .bucket_of(&dsync_core::ids::DirectoryId::from_stored(&id))
@@ -117,10 +134,23 @@ impl Harness {
         let s3 = &self.deployment.clients.s3;
         let policy = s3.get_bucket_policy().bucket(&bucket).send().await.unwrap();
         assert!(policy.policy().unwrap().contains("aws:SecureTransport"));
-        let refused = s3.put_object().bucket(&bucket).key("probe.csv").body(b"x".to_vec().into()).send().await;
-        assert!(refused.is_err(), "a plain-HTTP upload must be refused by the TLS-only policy");
+        let refused = s3
+            .put_object()
+            .bucket(&bucket)
+            .key("probe.csv")
+            .body(b"x".to_vec().into())
+            .send()
+            .await;
+        assert!(
+            refused.is_err(),
+            "a plain-HTTP upload must be refused by the TLS-only policy"
+        );
         // ...and the emulator speaks plain HTTP, so the tests lift the policy.
-        s3.delete_bucket_policy().bucket(&bucket).send().await.unwrap();
+        s3.delete_bucket_policy()
+            .bucket(&bucket)
+            .send()
+            .await
+            .unwrap();
         (id, bucket)
     }
 
@@ -142,7 +172,9 @@ impl Harness {
         let records: Vec<Value> = notifications
             .iter()
             .enumerate()
-            .map(|(n, (bucket, key, size))| sqs_record(&format!("msg-{n}"), &object_created(bucket, key, *size)))
+            .map(|(n, (bucket, key, size))| {
+                sqs_record(&format!("msg-{n}"), &object_created(bucket, key, *size))
+            })
             .collect();
         dsync_aws::handlers::ingest::handle(&self.deployment, json!({ "Records": records })).await
     }
@@ -155,18 +187,24 @@ pub fn ed25519_key_line() -> String {
     blob.extend_from_slice(b"ssh-ed25519");
     blob.extend_from_slice(&32u32.to_be_bytes());
     blob.extend_from_slice(&rand::random::<[u8; 32]>());
-    format!("ssh-ed25519 {} hr-export@example.test", base64::engine::general_purpose::STANDARD.encode(blob))
+    format!(
+        "ssh-ed25519 {} hr-export@example.test",
+        base64::engine::general_purpose::STANDARD.encode(blob)
+    )
 }
 
 /// The EventBridge "Object Created" event for one object, key URL-encoded
 /// as S3 sends it (spaces as `+`).
 pub fn object_created(bucket: &str, key: &str, size: u64) -> Value {
-    let mut event: Value = serde_json::from_str(include_str!("../fixtures/eventbridge-object-created.json")).unwrap();
+    let mut event: Value =
+        serde_json::from_str(include_str!("../fixtures/eventbridge-object-created.json")).unwrap();
     let encoded: String = key
         .bytes()
         .map(|b| match b {
             b' ' => "+".to_owned(),
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'/' => (b as char).to_string(),
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'/' => {
+                (b as char).to_string()
+            }
             other => format!("%{other:02X}"),
         })
         .collect();
@@ -178,7 +216,10 @@ pub fn object_created(bucket: &str, key: &str, size: u64) -> Value {
 }
 
 pub fn sqs_record(message_id: &str, body: &Value) -> Value {
-    let fixture: Value = serde_json::from_str(include_str!("../fixtures/sqs-eventbridge-object-created.json")).unwrap();
+    let fixture: Value = serde_json::from_str(include_str!(
+        "../fixtures/sqs-eventbridge-object-created.json"
+    ))
+    .unwrap();
     let mut record = fixture["Records"][0].clone();
     record["messageId"] = json!(message_id);
     record["body"] = json!(body.to_string());
@@ -190,7 +231,10 @@ pub fn sqs_record(message_id: &str, body: &Value) -> Value {
 pub fn users_csv(ids: impl IntoIterator<Item = usize>, title: impl Fn(usize) -> String) -> String {
     let mut text = String::from("user_id,first_name,last_name,email,job_title\n");
     for id in ids {
-        text.push_str(&format!("e{id:06},Given{id},Family{id},person{id}@corp.example,{}\n", title(id)));
+        text.push_str(&format!(
+            "e{id:06},Given{id},Family{id},person{id}@corp.example,{}\n",
+            title(id)
+        ));
     }
     text
 }
@@ -202,7 +246,11 @@ pub async fn all_events(store: &dsync_aws::DynamoStore) -> Vec<dsync_core::event
     let mut after = None;
     loop {
         let page = store
-            .list_events(&EventQuery { after: after.clone(), limit: 100, ..EventQuery::default() })
+            .list_events(&EventQuery {
+                after: after.clone(),
+                limit: 100,
+                ..EventQuery::default()
+            })
             .await
             .unwrap();
         events.extend(page.data);
