@@ -325,6 +325,7 @@ async fn upload_over_size_limit_fails_without_report() {
     assert!(server.backend.completed().is_empty());
     server.wait_upload_released("acme", "big.csv").await;
     assert!(!server.jail("acme").join("big.csv").exists());
+    assert!(server.staging_files("acme").is_empty());
 
     let run = server.sftp(&key, "acme", "put small.csv\n").await;
 
@@ -347,10 +348,11 @@ async fn client_killed_mid_upload_is_not_reported() {
 
     let mut child = server.sftp_command(&key, "acme", &batch).spawn().unwrap();
     let mut seen_in_progress = false;
+    let mut seen_in_jail = false;
     for _ in 0..3000 {
-        let size = std::fs::metadata(&uploaded).map(|m| m.len()).unwrap_or(0);
-        if size > 0 {
-            seen_in_progress = server.uploads.is_upload_in_progress("acme", "big.csv");
+        if server.uploads.is_upload_in_progress("acme", "big.csv") {
+            seen_in_progress = true;
+            seen_in_jail = uploaded.exists();
             break;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -358,9 +360,14 @@ async fn client_killed_mid_upload_is_not_reported() {
     child.kill().await.unwrap();
 
     assert!(seen_in_progress, "the upload never showed as in progress");
+    assert!(
+        !seen_in_jail,
+        "the upload in progress was visible in the jail"
+    );
     server.wait_upload_released("acme", "big.csv").await;
     assert!(server.backend.completed().is_empty());
     assert!(!uploaded.exists(), "the partial file was left behind");
+    assert!(server.staging_files("acme").is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -407,6 +414,99 @@ async fn idle_connection_is_closed() {
     assert!(
         read.is_ok(),
         "the server kept an idle connection open for 10 s"
+    );
+}
+
+/// Opens a TCP connection from `source` (an address in 127.0.0.0/8), sends an SSH
+/// banner and returns the stream with the first bytes the server sent back.
+async fn raw_connection(port: u16, source: [u8; 4]) -> (tokio::net::TcpStream, Vec<u8>) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind((std::net::Ipv4Addr::from(source), 0).into())
+        .unwrap();
+    let mut stream = socket.connect(([127, 0, 0, 1], port).into()).await.unwrap();
+    let _ = stream.write_all(b"SSH-2.0-raw_test\r\n").await;
+    let mut buffer = vec![0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buffer))
+        .await
+        .expect("the server neither answered nor closed within 5 s");
+    let read = read.unwrap_or(0);
+    buffer.truncate(read);
+    (stream, buffer)
+}
+
+fn is_ssh_banner(received: &[u8]) -> bool {
+    received.starts_with(b"SSH-2.0-")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn banner_only_connection_closed_after_login_grace() {
+    let server = TestServer::start(|config| config.login_grace = Duration::from_secs(2)).await;
+    let started = std::time::Instant::now();
+    let (mut stream, received) = raw_connection(server.port, [127, 0, 0, 1]).await;
+    assert!(is_ssh_banner(&received), "{received:?}");
+
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut rest)).await;
+
+    assert!(
+        read.is_ok(),
+        "the unauthenticated connection stayed open for 10 s"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "closed after {:?}, before the login grace",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthenticated_connections_capped_per_ip() {
+    let server = TestServer::start(|config| {
+        config.max_unauthenticated_connections = 10;
+        config.max_unauthenticated_connections_per_ip = 2;
+    })
+    .await;
+
+    let (_first, first_received) = raw_connection(server.port, [127, 0, 0, 1]).await;
+    let (_second, second_received) = raw_connection(server.port, [127, 0, 0, 1]).await;
+    let (_third, third_received) = raw_connection(server.port, [127, 0, 0, 1]).await;
+    let (_other, other_received) = raw_connection(server.port, [127, 0, 0, 2]).await;
+
+    assert!(is_ssh_banner(&first_received), "{first_received:?}");
+    assert!(is_ssh_banner(&second_received), "{second_received:?}");
+    assert!(third_received.is_empty(), "{third_received:?}");
+    assert!(is_ssh_banner(&other_received), "{other_received:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthenticated_connections_capped_in_total() {
+    let server = TestServer::start(|config| {
+        config.max_unauthenticated_connections = 3;
+        config.max_unauthenticated_connections_per_ip = 2;
+    })
+    .await;
+    let (_first, _) = raw_connection(server.port, [127, 0, 0, 1]).await;
+    let (_second, _) = raw_connection(server.port, [127, 0, 0, 2]).await;
+    let (third, third_received) = raw_connection(server.port, [127, 0, 0, 3]).await;
+    assert!(is_ssh_banner(&third_received), "{third_received:?}");
+
+    let (_refused, refused_received) = raw_connection(server.port, [127, 0, 0, 4]).await;
+    drop(third);
+    let mut admitted_after_close = false;
+    for _ in 0..50 {
+        let (_stream, received) = raw_connection(server.port, [127, 0, 0, 5]).await;
+        if is_ssh_banner(&received) {
+            admitted_after_close = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    assert!(refused_received.is_empty(), "{refused_received:?}");
+    assert!(
+        admitted_after_close,
+        "a closed connection did not free its place"
     );
 }
 

@@ -176,3 +176,214 @@ print("dropped")
     assert!(server.backend.completed().is_empty());
     assert!(!server.jail("acme").join("users.csv").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paramiko_cut_off_overwrite_keeps_previous_file() {
+    if !paramiko_available().await {
+        return;
+    }
+    let server = TestServer::start(|_| {}).await;
+    let key = server.add_account("acme");
+    let old_users: Vec<u8> = (0..50)
+        .flat_map(|i| format!("u-{i},old{i}@example.test\n").into_bytes())
+        .collect();
+    let new_users: Vec<u8> = (0..50)
+        .flat_map(|i| format!("u-{i},new{i}@example.test\n").into_bytes())
+        .collect();
+    server.write_local("users_old.csv", b"u-1,older@example.test\n");
+    server.write_local("users.csv", &old_users);
+    server.write_local("users_new.csv", &new_users);
+
+    // The second session checks what other clients see while the overwrite runs,
+    // then the socket is closed under the open handle.
+    let (ok, output) = run_paramiko(
+        &server,
+        &key,
+        "acme",
+        r#"
+sftp.put("users_old.csv", "users_old.csv")
+sftp.put("users.csv", "users.csv")
+new = open("users_new.csv", "rb").read()
+handle = sftp.open("users.csv", "wb")
+handle.write(new[: len(new) // 3])
+handle.flush()
+observer = client.open_sftp()
+seen = {"size": observer.stat("users.csv").st_size,
+        "content": observer.open("users.csv").read().decode()}
+print(json.dumps(seen))
+sys.stdout.flush()
+transport.sock.close()
+"#,
+    )
+    .await;
+
+    assert!(ok, "{output}");
+    let old_text = String::from_utf8(old_users.clone()).unwrap();
+    let seen: serde_json::Value = serde_json::from_str(output.lines().next().unwrap()).unwrap();
+    assert_eq!(seen["size"], old_users.len(), "{output}");
+    assert_eq!(seen["content"], old_text.as_str(), "{output}");
+    server.wait_upload_released("acme", "users.csv").await;
+    assert_eq!(
+        std::fs::read(server.jail("acme").join("users.csv")).unwrap(),
+        old_users
+    );
+    assert_eq!(
+        server.backend.completed_paths("acme"),
+        vec!["users_old.csv", "users.csv"]
+    );
+    assert!(server.staging_files("acme").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paramiko_control_characters_in_names_refused() {
+    if !paramiko_available().await {
+        return;
+    }
+    let server = TestServer::start(|_| {}).await;
+    let key = server.add_account("acme");
+
+    let (ok, output) = run_paramiko(
+        &server,
+        &key,
+        "acme",
+        r#"
+sftp.putfo(io.BytesIO(b"id\n"), "plain.csv")
+names = ["users.csv\n2026-12-04T10:00:00Z INFO upload completed path=groups.csv",
+         "a\rb.csv", "tab\there.csv", "esc\x1b[31m.csv", "del\x7f.csv",
+         "bidi\u202egnp.csv", "isolate\u2066x.csv"]
+results = []
+for name in names:
+    for attempt in [lambda: sftp.open(name, "w").close(),
+                    lambda: sftp.mkdir(name),
+                    lambda: sftp.rename("plain.csv", name),
+                    lambda: sftp.remove(name),
+                    lambda: sftp.stat(name)]:
+        try:
+            attempt()
+            results.append("allowed")
+        except IOError as error:
+            results.append(str(error))
+sftp.close()
+client.close()
+print(json.dumps(results))
+"#,
+    )
+    .await;
+
+    assert!(ok, "{output}");
+    let results: Vec<String> = serde_json::from_str(output.trim()).unwrap();
+    assert_eq!(results.len(), 35, "{output}");
+    for result in &results {
+        assert!(result.contains("invalid file name"), "{output}");
+    }
+    assert!(results[0].contains("U+000A"), "{output}");
+    assert!(results[25].contains("U+202E"), "{output}");
+    let names: Vec<String> = std::fs::read_dir(server.jail("acme"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, vec!["plain.csv"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paramiko_results_folder_is_read_only() {
+    if !paramiko_available().await {
+        return;
+    }
+    let server = TestServer::start(|_| {}).await;
+    let key = server.add_account("acme");
+    let results = server.jail("acme").join("results");
+    std::fs::create_dir_all(&results).unwrap();
+    std::fs::write(results.join("report.json"), b"{\"ok\":true}").unwrap();
+
+    let (ok, output) = run_paramiko(
+        &server,
+        &key,
+        "acme",
+        r#"
+sftp.putfo(io.BytesIO(b"id\n"), "users.csv")
+attempts = {
+    "write inside": lambda: sftp.open("results/new.json", "w").close(),
+    "overwrite report": lambda: sftp.open("results/report.json", "w").close(),
+    "append report": lambda: sftp.open("results/report.json", "a").close(),
+    "remove report": lambda: sftp.remove("results/report.json"),
+    "rename folder": lambda: sftp.rename("results", "old-results"),
+    "rename report out": lambda: sftp.rename("results/report.json", "report.json"),
+    "rename into": lambda: sftp.rename("users.csv", "results/users.csv"),
+    "replace folder": lambda: sftp.rename("users.csv", "results"),
+    "mkdir inside": lambda: sftp.mkdir("results/sub"),
+    "rmdir": lambda: sftp.rmdir("results"),
+    "setstat": lambda: sftp.chmod("results/report.json", 0o600),
+    "file named Results": lambda: sftp.open("/Results", "w").close(),
+    "folder named RESULTS": lambda: sftp.mkdir("RESULTS"),
+}
+outcome = {}
+for name, attempt in attempts.items():
+    try:
+        attempt()
+        outcome[name] = "allowed"
+    except IOError as error:
+        outcome[name] = str(error)
+outcome["listing"] = sftp.listdir("results")
+outcome["report"] = sftp.open("results/report.json").read().decode()
+sftp.close()
+client.close()
+print(json.dumps(outcome))
+"#,
+    )
+    .await;
+
+    assert!(ok, "{output}");
+    let outcome: serde_json::Value = serde_json::from_str(output.trim()).unwrap();
+    for (name, result) in outcome.as_object().unwrap() {
+        if name == "listing" || name == "report" {
+            continue;
+        }
+        let result = result.as_str().unwrap();
+        assert!(result.contains("read-only"), "{name}: {result}");
+    }
+    assert_eq!(outcome["listing"], serde_json::json!(["report.json"]));
+    assert_eq!(outcome["report"], "{\"ok\":true}");
+    assert_eq!(
+        std::fs::read(results.join("report.json")).unwrap(),
+        b"{\"ok\":true}"
+    );
+    assert!(server.jail("acme").join("users.csv").is_file());
+    assert!(!server.jail("acme").join("Results").exists());
+    assert!(!server.jail("acme").join("RESULTS").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paramiko_oversize_upload_names_the_limit() {
+    if !paramiko_available().await {
+        return;
+    }
+    let server = TestServer::start(|config| config.max_upload_bytes = 1000).await;
+    let key = server.add_account("acme");
+
+    let (ok, output) = run_paramiko(
+        &server,
+        &key,
+        "acme",
+        r#"
+handle = sftp.open("big.csv", "wb")
+try:
+    handle.write(b"x" * 600)
+    handle.write(b"x" * 600)
+    handle.close()
+    print("allowed")
+except IOError as error:
+    print("refused: " + str(error))
+"#,
+    )
+    .await;
+
+    assert!(ok, "{output}");
+    assert!(
+        output.contains("exceeds the upload limit of 1000 bytes"),
+        "{output}"
+    );
+    server.wait_upload_released("acme", "big.csv").await;
+    assert!(!server.jail("acme").join("big.csv").exists());
+    assert!(server.backend.completed().is_empty());
+}

@@ -12,8 +12,9 @@ use russh::client::{self, Handle};
 use russh::keys::{load_secret_key, PrivateKeyWithHashAlg};
 use russh::ChannelMsg;
 use russh_sftp::client::SftpSession;
+use russh_sftp::protocol::OpenFlags;
 use sftp_support::{ClientKey, TestServer};
-use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 struct AcceptAnyHostKey;
 
@@ -163,4 +164,149 @@ async fn server_shutdown_fails_open_upload() {
     assert!(server.backend.completed().is_empty());
     assert!(!server.jail("acme").join("users.csv").exists());
     std::mem::forget(file);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overwrite_in_progress_leaves_old_file_visible() {
+    let server = TestServer::start(|_| {}).await;
+    let key = server.add_account("acme");
+    std::fs::create_dir_all(server.jail("acme")).unwrap();
+    let target = server.jail("acme").join("users.csv");
+    std::fs::write(&target, b"id,email\nu-1,old@example.test\n").unwrap();
+    let handle = connect(&server, &key, "acme").await;
+    let sftp = open_sftp(&handle).await;
+
+    let mut file = sftp.create("users.csv").await.unwrap();
+    file.write_all(b"id,email\nu-1,new@").await.unwrap();
+    file.flush().await.unwrap();
+    let reader = open_sftp(&handle).await;
+    let mut seen = String::new();
+    reader
+        .open("users.csv")
+        .await
+        .unwrap()
+        .read_to_string(&mut seen)
+        .await
+        .unwrap();
+    let seen_size = reader.metadata("users.csv").await.unwrap().size;
+
+    assert!(server.uploads.is_upload_in_progress("acme", "users.csv"));
+    assert_eq!(seen, "id,email\nu-1,old@example.test\n");
+    assert_eq!(seen_size, Some(seen.len() as u64));
+    assert_eq!(std::fs::read(&target).unwrap(), seen.as_bytes());
+
+    file.write_all(b"example.test\n").await.unwrap();
+    file.shutdown().await.unwrap();
+    drop(file);
+
+    assert_eq!(
+        std::fs::read(&target).unwrap(),
+        b"id,email\nu-1,new@example.test\n"
+    );
+    assert_eq!(server.backend.completed_paths("acme"), vec!["users.csv"]);
+    assert!(server.staging_files("acme").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_without_truncate_starts_from_copy() {
+    let server = TestServer::start(|_| {}).await;
+    let key = server.add_account("acme");
+    std::fs::create_dir_all(server.jail("acme")).unwrap();
+    let target = server.jail("acme").join("users.csv");
+    std::fs::write(&target, b"hello world\n").unwrap();
+    let handle = connect(&server, &key, "acme").await;
+    let sftp = open_sftp(&handle).await;
+
+    let mut file = sftp
+        .open_with_flags("users.csv", OpenFlags::WRITE)
+        .await
+        .unwrap();
+    file.write_all(b"HELLO").await.unwrap();
+    file.flush().await.unwrap();
+    assert_eq!(std::fs::read(&target).unwrap(), b"hello world\n");
+    file.shutdown().await.unwrap();
+    drop(file);
+    let mut appended = sftp
+        .open_with_flags("users.csv", OpenFlags::WRITE | OpenFlags::APPEND)
+        .await
+        .unwrap();
+    appended.write_all(b"more\n").await.unwrap();
+    appended.shutdown().await.unwrap();
+    drop(appended);
+
+    assert_eq!(std::fs::read(&target).unwrap(), b"HELLO world\nmore\n");
+    assert_eq!(
+        server.backend.completed_paths("acme"),
+        vec!["users.csv", "users.csv"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoked_key_cannot_open_for_writing() {
+    let server = TestServer::start(|_| {}).await;
+    let key = server.add_account("acme");
+    let handle = connect(&server, &key, "acme").await;
+    let sftp = open_sftp(&handle).await;
+    let mut before = sftp.create("groups.csv").await.unwrap();
+    before.write_all(b"id\n").await.unwrap();
+    before.shutdown().await.unwrap();
+    drop(before);
+
+    server.backend.revoke("acme", &key.fingerprint);
+    let opened = sftp.create("users.csv").await;
+    let disconnected = tokio::time::timeout(Duration::from_secs(10), async {
+        while !handle.is_closed() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+
+    assert!(opened.is_err(), "a revoked key opened a file for writing");
+    assert!(disconnected.is_ok(), "the revoked session stayed connected");
+    assert!(!server.jail("acme").join("users.csv").exists());
+    assert_eq!(server.backend.completed_paths("acme"), vec!["groups.csv"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoked_key_close_keeps_old_file() {
+    let server = TestServer::start(|_| {}).await;
+    let key = server.add_account("acme");
+    std::fs::create_dir_all(server.jail("acme")).unwrap();
+    let target = server.jail("acme").join("users.csv");
+    std::fs::write(&target, b"id\nold\n").unwrap();
+    let handle = connect(&server, &key, "acme").await;
+    let sftp = open_sftp(&handle).await;
+    let mut file = sftp.create("users.csv").await.unwrap();
+    file.write_all(b"id\nnew\n").await.unwrap();
+    file.flush().await.unwrap();
+
+    server.backend.revoke("acme", &key.fingerprint);
+    let closed = file.shutdown().await;
+
+    assert!(closed.is_err(), "a revoked key completed an upload");
+    assert_eq!(std::fs::read(&target).unwrap(), b"id\nold\n");
+    assert!(server.backend.completed().is_empty());
+    server.wait_upload_released("acme", "users.csv").await;
+    assert!(server.staging_files("acme").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authenticated_session_frees_unauthenticated_place() {
+    let server = TestServer::start(|config| {
+        config.max_unauthenticated_connections = 1;
+        config.max_unauthenticated_connections_per_ip = 1;
+    })
+    .await;
+    let key = server.add_account("acme");
+    let _handle = connect(&server, &key, "acme").await;
+
+    // The logged-in connection stays open; a new one must still get the server's banner.
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
+        .await
+        .unwrap();
+    let mut banner = vec![0u8; 8];
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut banner)).await;
+
+    assert!(matches!(read, Ok(Ok(_))), "{read:?}");
+    assert_eq!(banner, b"SSH-2.0-");
 }

@@ -5,14 +5,17 @@ use std::io::{self, SeekFrom};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
+use russh::Disconnect;
 use russh_sftp::protocol::{
     Attrs, Data, File, FileAttributes, Handle, Name, OpenFlags, Packet, Status, StatusCode, Version,
 };
 use russh_sftp::server::StatusReply;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
-use super::jail::{Jail, JailError, JailPath};
+use super::jail::{is_forbidden_in_name, Jail, JailError, JailPath, RESULTS_FOLDER};
+use super::staging::StagingArea;
 use super::upload::{Upload, UploadRegistry};
 use super::SftpBackend;
 
@@ -28,11 +31,22 @@ const MAX_READ_BYTES: u32 = 256 * 1024;
 /// The folder entries sent per READDIR reply.
 const READDIR_BATCH: usize = 128;
 
+/// How long a session whose key was revoked waits before disconnecting, so the
+/// status reply of the rejected request reaches the client first.
+const REVOKED_DISCONNECT_DELAY: Duration = Duration::from_millis(200);
+
 /// The per-session settings: the logged-in account, its jail, and the backend to report uploads to.
 pub struct SessionContext {
     pub username: String,
+    /// The SHA256 fingerprint of the key the session authenticated with, checked again before each change.
+    pub fingerprint: String,
+    /// The jail root that [`SftpBackend::authorize`] returned at login, before canonicalisation.
+    pub authorized_root: PathBuf,
     pub peer: SocketAddr,
+    /// The SSH connection, disconnected when the key is no longer authorized.
+    pub connection: russh::server::Handle,
     pub jail: Jail,
+    pub staging: StagingArea,
     pub backend: Arc<dyn SftpBackend>,
     pub uploads: UploadRegistry,
     pub max_upload_bytes: u64,
@@ -40,14 +54,17 @@ pub struct SessionContext {
 
 /// Handles the SFTP requests of one session.
 ///
-/// Every path goes through [`Jail::resolve`]. Dropping the handler (the session
-/// ended) with files still open for writing records those uploads as failed and
-/// removes their partial files, as a failed CLOSE does.
+/// Every path goes through [`Jail::resolve`]. A file opened for writing is written
+/// to a staging file, which CLOSE renames over the target. Dropping the handler
+/// (the session ended) with files still open for writing records those uploads as
+/// failed and removes their staging files, as a failed CLOSE does.
 pub struct SftpHandler {
     context: SessionContext,
     jail: Arc<Jail>,
     handles: HashMap<String, OpenHandle>,
     next_handle: u64,
+    /// Set once the backend no longer authorizes the session's key: every later request fails.
+    revoked: bool,
 }
 
 enum OpenHandle {
@@ -56,15 +73,20 @@ enum OpenHandle {
 }
 
 struct FileHandle {
+    /// The target file when opened for reading only, the staging file otherwise.
     file: tokio::fs::File,
+    /// The client's path of the target, as CLOSE resolves it again.
     virtual_path: String,
-    host_path: PathBuf,
     readable: bool,
     append: bool,
-    /// True when opening created the file or truncated it, so it held no earlier data.
-    started_empty: bool,
     /// Present when the file was opened for writing.
-    upload: Option<Upload>,
+    upload: Option<StagedUpload>,
+}
+
+/// An upload in progress and the staging file that receives its data.
+struct StagedUpload {
+    upload: Upload,
+    staging_path: PathBuf,
 }
 
 impl SftpHandler {
@@ -76,10 +98,14 @@ impl SftpHandler {
             jail,
             handles: HashMap::new(),
             next_handle: 0,
+            revoked: false,
         }
     }
 
     async fn resolve(&self, client_path: String) -> Result<JailPath, StatusReply> {
+        if self.revoked {
+            return Err(revoked_reply());
+        }
         let jail = Arc::clone(&self.jail);
         let path_for_log = client_path.clone();
         let resolved = tokio::task::spawn_blocking(move || jail.resolve(&client_path))
@@ -89,21 +115,93 @@ impl SftpHandler {
             })?;
 
         resolved.map_err(|error| {
-            if let JailError::Symlink(_) = error {
-                tracing::warn!(
-                    username = %self.context.username,
+            match &error {
+                JailError::Symlink(_) => tracing::warn!(
+                    username = ?self.context.username,
                     peer = %self.context.peer,
-                    path = %path_for_log,
+                    path = ?path_for_log,
                     "sftp request rejected: path goes through a symbolic link"
-                );
+                ),
+                JailError::ForbiddenCharacter(_) => tracing::warn!(
+                    username = ?self.context.username,
+                    peer = %self.context.peer,
+                    path = ?path_for_log,
+                    "sftp request rejected: the file name contains a control or bidirectional formatting character"
+                ),
+                JailError::InvalidPath | JailError::Io(_) => {}
             }
             let code = match error {
                 JailError::InvalidPath => StatusCode::BadMessage,
-                JailError::Symlink(_) => StatusCode::PermissionDenied,
+                JailError::ForbiddenCharacter(_) | JailError::Symlink(_) => {
+                    StatusCode::PermissionDenied
+                }
                 JailError::Io(_) => StatusCode::Failure,
             };
             code.with_message(error.to_string())
         })
+    }
+
+    /// Resolves a path that the request changes (creates, writes, removes, renames):
+    /// checks that the key is still authorized and that the path is outside `results/`.
+    async fn resolve_for_change(
+        &mut self,
+        client_path: String,
+        operation: &str,
+    ) -> Result<JailPath, StatusReply> {
+        let path = self.resolve(client_path).await?;
+        if path.is_in_results() {
+            tracing::warn!(
+                username = ?self.context.username,
+                peer = %self.context.peer,
+                path = ?path.virtual_path(),
+                operation,
+                "sftp request rejected: the results folder is read-only"
+            );
+            return Err(StatusCode::PermissionDenied.with_message(format!(
+                "{:?}: the {RESULTS_FOLDER} folder is read-only because dsync writes its sync reports there; upload files outside it and do not name a file or folder {RESULTS_FOLDER:?}",
+                path.virtual_path()
+            )));
+        }
+        self.ensure_authorized().await?;
+        Ok(path)
+    }
+
+    /// Asks the backend whether the session's key still may log in to the same jail.
+    ///
+    /// When it no longer may, the session is marked revoked (every later request
+    /// fails) and the connection is disconnected shortly after this request's reply.
+    async fn ensure_authorized(&mut self) -> Result<(), StatusReply> {
+        if self.revoked {
+            return Err(revoked_reply());
+        }
+        let root = self
+            .context
+            .backend
+            .authorize(&self.context.username, &self.context.fingerprint)
+            .await;
+        if root.as_ref() == Some(&self.context.authorized_root) {
+            return Ok(());
+        }
+
+        self.revoked = true;
+        tracing::warn!(
+            username = ?self.context.username,
+            peer = %self.context.peer,
+            fingerprint = %self.context.fingerprint,
+            "sftp session ended: its key is no longer authorized for this account"
+        );
+        let connection = self.context.connection.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(REVOKED_DISCONNECT_DELAY).await;
+            let _ = connection
+                .disconnect(
+                    Disconnect::ByApplication,
+                    "the key of this session is no longer authorized".to_string(),
+                    "en".to_string(),
+                )
+                .await;
+        });
+        Err(revoked_reply())
     }
 
     fn insert_handle(&mut self, handle: OpenHandle) -> Result<String, StatusReply> {
@@ -119,6 +217,9 @@ impl SftpHandler {
     }
 
     fn file_handle(&mut self, handle: &str) -> Result<&mut FileHandle, StatusReply> {
+        if self.revoked {
+            return Err(revoked_reply());
+        }
         match self.handles.get_mut(handle) {
             Some(OpenHandle::File(file)) => Ok(file),
             Some(OpenHandle::Folder(_)) => {
@@ -128,53 +229,111 @@ impl SftpHandler {
         }
     }
 
+    /// Opens a staging file for an upload to `path` and starts tracking the upload.
+    async fn open_for_writing(
+        &mut self,
+        path: &JailPath,
+        pflags: OpenFlags,
+    ) -> Result<(tokio::fs::File, StagedUpload), StatusReply> {
+        let exists = path.metadata().is_some();
+        if exists && pflags.contains(OpenFlags::CREATE | OpenFlags::EXCLUDE) {
+            return Err(StatusCode::Failure
+                .with_message(format!("{:?} already exists", path.virtual_path())));
+        }
+        if !exists && !pflags.contains(OpenFlags::CREATE) {
+            return Err(not_found(path));
+        }
+        // The rename on CLOSE needs the folder; failing now saves sending the data.
+        let parent_is_folder = path.host_path().parent().is_some_and(Path::is_dir);
+        if !parent_is_folder {
+            return Err(StatusCode::NoSuchFile.with_message(format!(
+                "{:?}: the folder does not exist; create it with mkdir first",
+                path.virtual_path()
+            )));
+        }
+
+        // Without TRUNCATE the upload rewrites part of the existing file or appends
+        // to it, so it starts from a copy; the file itself stays as it is until CLOSE.
+        let starts_empty = !exists || pflags.contains(OpenFlags::TRUNCATE);
+        let copy_from = (!starts_empty).then(|| path.host_path().to_path_buf());
+        let staging = self.context.staging.clone();
+        let created = tokio::task::spawn_blocking(move || staging.create(copy_from.as_deref()))
+            .await
+            .map_err(|_| {
+                StatusCode::Failure.with_message("internal error while creating the upload")
+            })?;
+        let (staging_path, file) = created.map_err(|error| {
+            tracing::error!(
+                username = ?self.context.username,
+                peer = %self.context.peer,
+                path = ?path.virtual_path(),
+                staging = ?self.context.staging.dir(),
+                %error,
+                "cannot create a staging file for an upload"
+            );
+            io_reply(&error, path.virtual_path())
+        })?;
+
+        let initial_len = if starts_empty {
+            0
+        } else {
+            path.metadata().map_or(0, |m| m.len())
+        };
+        let upload = Upload::start(
+            &self.context.uploads,
+            &self.context.username,
+            path.relative(),
+            initial_len,
+            self.context.max_upload_bytes,
+        );
+        Ok((
+            tokio::fs::File::from_std(file),
+            StagedUpload {
+                upload,
+                staging_path,
+            },
+        ))
+    }
+
     /// Renames a file or folder inside the jail, replacing an existing target file.
     ///
     /// A regular file renamed into place counts as a completed upload (WinSCP writes
-    /// `name.filepart` and renames it), unless that file is still open for writing.
+    /// `name.filepart` and renames it). A file this session still has open for
+    /// writing moves with the rename, as an open file does on POSIX: its CLOSE then
+    /// lands at, and reports, the new name.
     async fn rename_path(&mut self, old_path: String, new_path: String) -> Result<(), StatusReply> {
-        let from = self.resolve(old_path).await?;
-        let to = self.resolve(new_path).await?;
+        let from = self.resolve_for_change(old_path, "rename").await?;
+        let to = self.resolve_for_change(new_path, "rename").await?;
         if from.is_root() || to.is_root() {
             return Err(StatusCode::PermissionDenied
                 .with_message("the root folder cannot be renamed or replaced"));
         }
+        let open_here = self.handles.values().any(|handle| {
+            matches!(handle, OpenHandle::File(file)
+                if file.upload.as_ref().is_some_and(|staged| staged.upload.path() == from.relative()))
+        });
         let Some(metadata) = from.metadata() else {
-            return Err(StatusCode::NoSuchFile
-                .with_message(format!("{}: no such file or folder", from.virtual_path())));
+            if open_here {
+                self.move_open_uploads(&from, &to);
+                return Ok(());
+            }
+            return Err(not_found(&from));
         };
         let is_file = metadata.is_file();
-        let open_elsewhere = self
-            .context
-            .uploads
-            .is_upload_in_progress(&self.context.username, from.relative());
 
         // Replacing a file is what clients that upload under a temporary name expect;
         // std::fs::rename (rename(2)) does that atomically.
         tokio::fs::rename(from.host_path(), to.host_path())
             .await
             .map_err(|error| io_reply(&error, to.virtual_path()))?;
+        self.move_open_uploads(&from, &to);
 
-        let mut moved_open_upload = false;
-        for handle in self.handles.values_mut() {
-            if let OpenHandle::File(file) = handle {
-                if let Some(upload) = file.upload.as_mut().filter(|u| u.path() == from.relative()) {
-                    upload.rename(to.relative());
-                    file.virtual_path = to.virtual_path().to_string();
-                    file.host_path = to.host_path().to_path_buf();
-                    moved_open_upload = true;
-                }
-            }
-        }
-
-        // NOTE: a file still open in another session keeps its old path there, so that
-        // session's close reports the old name. Clients that rename do so after closing.
-        if is_file && !moved_open_upload && !open_elsewhere {
+        if is_file && !open_here {
             tracing::info!(
-                username = %self.context.username,
+                username = ?self.context.username,
                 peer = %self.context.peer,
-                from = %from.relative(),
-                path = %to.relative(),
+                from = ?from.relative(),
+                path = ?to.relative(),
                 "upload completed by rename"
             );
             self.context
@@ -185,16 +344,35 @@ impl SftpHandler {
         Ok(())
     }
 
-    /// Finishes an upload on CLOSE: flushes, logs, and calls the backend when nothing failed.
-    async fn finish_upload(&self, handle: FileHandle) -> Result<(), StatusReply> {
+    /// Points this session's open uploads of `from` at `to`.
+    fn move_open_uploads(&mut self, from: &JailPath, to: &JailPath) {
+        for handle in self.handles.values_mut() {
+            let OpenHandle::File(file) = handle else {
+                continue;
+            };
+            if let Some(staged) = file.upload.as_mut() {
+                if staged.upload.path() == from.relative() {
+                    staged.upload.rename(to.relative());
+                    file.virtual_path = to.virtual_path().to_string();
+                }
+            }
+        }
+    }
+
+    /// Finishes an upload on CLOSE: flushes the staging file, checks the key and the
+    /// target again, renames the staging file over the target, and calls the backend.
+    async fn finish_upload(&mut self, handle: FileHandle) -> Result<(), StatusReply> {
         let FileHandle {
             mut file,
-            host_path,
-            started_empty,
+            virtual_path,
             upload,
             ..
         } = handle;
-        let Some(mut upload) = upload else {
+        let Some(StagedUpload {
+            mut upload,
+            staging_path,
+        }) = upload
+        else {
             return Ok(());
         };
 
@@ -205,19 +383,41 @@ impl SftpHandler {
         };
         drop(file);
         if let Err(error) = flushed {
-            upload.fail(format!("cannot write {}: {error}", upload.path()));
+            upload.fail(format!("cannot write {:?}: {error}", upload.path()));
         }
 
         if let Some(error) = upload.first_error().map(str::to_string) {
-            discard_failed_upload(
-                &self.context,
-                upload,
-                &host_path,
-                started_empty,
-                "upload failed",
-            );
+            discard_failed_upload(&self.context, upload, &staging_path, "upload failed");
             return Err(StatusCode::Failure.with_message(error));
         }
+
+        // The target is resolved again: the key may have been revoked, or a folder
+        // on the path replaced, since the file was opened.
+        let target = match self.resolve_for_change(virtual_path, "close").await {
+            Ok(target) => target,
+            Err(reply) => {
+                upload.fail(
+                    reply
+                        .error_message
+                        .clone()
+                        .unwrap_or_else(|| "the target is no longer writable".to_string()),
+                );
+                discard_failed_upload(&self.context, upload, &staging_path, "upload failed");
+                return Err(reply);
+            }
+        };
+        if target.metadata().is_some_and(|m| m.is_dir()) {
+            upload.fail(format!("{:?} is a folder", target.virtual_path()));
+            discard_failed_upload(&self.context, upload, &staging_path, "upload failed");
+            return Err(StatusCode::Failure
+                .with_message(format!("{:?} is a folder", target.virtual_path())));
+        }
+        if let Err(error) = tokio::fs::rename(&staging_path, target.host_path()).await {
+            upload.fail(format!("cannot move the upload into place: {error}"));
+            discard_failed_upload(&self.context, upload, &staging_path, "upload failed");
+            return Err(io_reply(&error, target.virtual_path()));
+        }
+        sync_parent_folder(target.host_path()).await;
 
         let path = upload.path().to_string();
         let bytes = upload.bytes_written();
@@ -227,9 +427,9 @@ impl SftpHandler {
         // re-scan running at the same time finds a finished file.
         drop(upload);
         tracing::info!(
-            username = %self.context.username,
+            username = ?self.context.username,
             peer = %self.context.peer,
-            path = %path,
+            path = ?path,
             bytes,
             duration_ms,
             "upload completed"
@@ -250,9 +450,7 @@ impl Drop for SftpHandler {
             };
             let FileHandle {
                 file,
-                host_path,
-                started_empty,
-                upload: Some(upload),
+                upload: Some(staged),
                 ..
             } = *file_handle
             else {
@@ -261,25 +459,20 @@ impl Drop for SftpHandler {
             drop(file);
             discard_failed_upload(
                 &self.context,
-                upload,
-                &host_path,
-                started_empty,
+                staged.upload,
+                &staged.staging_path,
                 "upload failed: the session ended before the file was closed",
             );
         }
     }
 }
 
-/// Logs a failed upload and removes its partial file when the upload created or
-/// truncated it, so no half-written file stays under a name the backend processes.
-///
-/// A file opened without truncation (a resumed upload) is kept, because it held
-/// data before this upload began; it is still never reported as completed.
+/// Logs a failed upload and removes its staging file; the target file, if any,
+/// is left exactly as it was before the upload began.
 fn discard_failed_upload(
     context: &SessionContext,
     upload: Upload,
-    host_path: &Path,
-    started_empty: bool,
+    staging_path: &Path,
     reason: &str,
 ) {
     let path = upload.path().to_string();
@@ -287,22 +480,38 @@ fn discard_failed_upload(
     let duration_ms = upload.duration().as_millis() as u64;
     let error = upload.first_error().unwrap_or("none").to_string();
 
-    // The file goes before the upload leaves the registry, so a re-scan never finds
-    // it unregistered. Another handle still writing the same file keeps it.
-    let other_writers = context.uploads.writer_count(&context.username, &path) > 1;
-    let partial_file_removed =
-        started_empty && !other_writers && std::fs::remove_file(host_path).is_ok();
+    let staging_file_removed = match std::fs::remove_file(staging_path) {
+        Ok(()) => true,
+        Err(remove_error) if remove_error.kind() == io::ErrorKind::NotFound => false,
+        Err(remove_error) => {
+            tracing::error!(
+                username = ?context.username,
+                staging_file = ?staging_path,
+                error = %remove_error,
+                "cannot remove the staging file of a failed upload"
+            );
+            false
+        }
+    };
     drop(upload);
     tracing::warn!(
-        username = %context.username,
+        username = ?context.username,
         peer = %context.peer,
-        path = %path,
+        path = ?path,
         bytes,
         duration_ms,
-        error = %error,
-        partial_file_removed,
+        error = ?error,
+        staging_file_removed,
         "{reason}"
     );
+}
+
+/// Flushes the folder entry of a renamed file to disk, so the new file survives a crash.
+async fn sync_parent_folder(path: &Path) {
+    let Some(parent) = path.parent().map(Path::to_path_buf) else {
+        return;
+    };
+    let _ = tokio::task::spawn_blocking(move || std::fs::File::open(parent)?.sync_all()).await;
 }
 
 impl russh_sftp::server::Handler for SftpHandler {
@@ -331,18 +540,6 @@ impl russh_sftp::server::Handler for SftpHandler {
         pflags: OpenFlags,
         _attrs: FileAttributes,
     ) -> Result<Handle, Self::Error> {
-        let path = self.resolve(filename).await?;
-        if let Some(metadata) = path.metadata() {
-            if metadata.is_dir() {
-                return Err(StatusCode::Failure
-                    .with_message(format!("{} is a folder", path.virtual_path())));
-            }
-            if !metadata.is_file() {
-                return Err(StatusCode::PermissionDenied
-                    .with_message(format!("{} is not a regular file", path.virtual_path())));
-            }
-        }
-
         let writable = pflags.intersects(OpenFlags::WRITE | OpenFlags::APPEND);
         let readable = pflags.contains(OpenFlags::READ);
         if !writable && !readable {
@@ -350,38 +547,44 @@ impl russh_sftp::server::Handler for SftpHandler {
                 StatusCode::BadMessage.with_message("open flags must include read or write")
             );
         }
+        if self.handles.len() >= MAX_OPEN_HANDLES {
+            return Err(StatusCode::Failure.with_message(format!(
+                "too many open files: close some of the {MAX_OPEN_HANDLES} open handles first"
+            )));
+        }
 
-        let options = std::fs::OpenOptions::from(pflags);
-        let file = tokio::fs::OpenOptions::from(options)
-            .open(path.host_path())
-            .await
-            .map_err(|error| io_reply(&error, path.virtual_path()))?;
-
-        let started_empty = pflags.contains(OpenFlags::TRUNCATE) || path.metadata().is_none();
-        let upload = if writable {
-            let initial_len = if started_empty {
-                0
-            } else {
-                path.metadata().map_or(0, |m| m.len())
-            };
-            Some(Upload::start(
-                &self.context.uploads,
-                &self.context.username,
-                path.relative(),
-                initial_len,
-                self.context.max_upload_bytes,
-            ))
+        let path = if writable {
+            self.resolve_for_change(filename, "open for writing")
+                .await?
         } else {
-            None
+            self.resolve(filename).await?
+        };
+        if let Some(metadata) = path.metadata() {
+            if metadata.is_dir() {
+                return Err(StatusCode::Failure
+                    .with_message(format!("{:?} is a folder", path.virtual_path())));
+            }
+            if !metadata.is_file() {
+                return Err(StatusCode::PermissionDenied
+                    .with_message(format!("{:?} is not a regular file", path.virtual_path())));
+            }
+        }
+
+        let (file, upload) = if writable {
+            let (file, upload) = self.open_for_writing(&path, pflags).await?;
+            (file, Some(upload))
+        } else {
+            let file = tokio::fs::File::open(path.host_path())
+                .await
+                .map_err(|error| io_reply(&error, path.virtual_path()))?;
+            (file, None)
         };
 
         let handle = self.insert_handle(OpenHandle::File(Box::new(FileHandle {
             file,
             virtual_path: path.virtual_path().to_string(),
-            host_path: path.host_path().to_path_buf(),
             readable,
             append: pflags.contains(OpenFlags::APPEND),
-            started_empty,
             upload,
         })))?;
         Ok(Handle { id, handle })
@@ -439,6 +642,9 @@ impl russh_sftp::server::Handler for SftpHandler {
         offset: u64,
         data: Vec<u8>,
     ) -> Result<Status, Self::Error> {
+        let username = self.context.username.clone();
+        let peer = self.context.peer;
+        let max_upload_bytes = self.context.max_upload_bytes;
         let FileHandle {
             file,
             virtual_path,
@@ -446,18 +652,29 @@ impl russh_sftp::server::Handler for SftpHandler {
             upload,
             ..
         } = self.file_handle(&handle)?;
-        let Some(upload) = upload.as_mut() else {
+        let Some(StagedUpload { upload, .. }) = upload.as_mut() else {
             return Err(
                 StatusCode::PermissionDenied.with_message("the file was not opened for writing")
             );
         };
 
-        // With APPEND the kernel writes at the end of the file and ignores the offset.
+        // With APPEND every write lands at the end of the file, whatever its offset.
         let position = if *append { upload.end_offset() } else { offset };
         let len = data.len() as u64;
-        upload
-            .check_write(position, len)
-            .map_err(|error| StatusCode::Failure.with_message(error))?;
+        let already_failed = upload.first_error().is_some();
+        if let Err(error) = upload.check_write(position, len) {
+            if !already_failed {
+                tracing::warn!(
+                    username = ?username,
+                    %peer,
+                    path = ?upload.path(),
+                    max_upload_bytes,
+                    error = ?error,
+                    "upload rejected: the file exceeds the upload limit"
+                );
+            }
+            return Err(StatusCode::Failure.with_message(error));
+        }
 
         let written = async {
             file.seek(SeekFrom::Start(position)).await?;
@@ -465,7 +682,7 @@ impl russh_sftp::server::Handler for SftpHandler {
         }
         .await;
         if let Err(error) = written {
-            upload.fail(format!("cannot write {}: {error}", upload.path()));
+            upload.fail(format!("cannot write {:?}: {error}", upload.path()));
             return Err(io_reply(&error, virtual_path));
         }
 
@@ -510,7 +727,8 @@ impl russh_sftp::server::Handler for SftpHandler {
     ) -> Result<Status, Self::Error> {
         // Accepted and ignored, so clients that preserve times or modes (`put -p`)
         // do not fail; dsync does not use file modes or times set by clients.
-        self.resolve(path).await?;
+        // Inside results/ it is rejected like every other change.
+        self.resolve_for_change(path, "setstat").await?;
         Ok(ok_status(id))
     }
 
@@ -532,7 +750,7 @@ impl russh_sftp::server::Handler for SftpHandler {
             Some(metadata) if metadata.is_dir() => {}
             Some(_) => {
                 return Err(StatusCode::Failure
-                    .with_message(format!("{} is not a folder", path.virtual_path())))
+                    .with_message(format!("{:?} is not a folder", path.virtual_path())))
             }
             None => return Err(not_found(&path)),
         }
@@ -567,11 +785,11 @@ impl russh_sftp::server::Handler for SftpHandler {
     }
 
     async fn remove(&mut self, id: u32, filename: String) -> Result<Status, Self::Error> {
-        let path = self.resolve(filename).await?;
+        let path = self.resolve_for_change(filename, "remove").await?;
         match path.metadata() {
             Some(metadata) if metadata.is_dir() => {
                 return Err(StatusCode::Failure.with_message(format!(
-                    "{} is a folder: remove it with rmdir",
+                    "{:?} is a folder: remove it with rmdir",
                     path.virtual_path()
                 )))
             }
@@ -591,7 +809,7 @@ impl russh_sftp::server::Handler for SftpHandler {
         path: String,
         _attrs: FileAttributes,
     ) -> Result<Status, Self::Error> {
-        let path = self.resolve(path).await?;
+        let path = self.resolve_for_change(path, "mkdir").await?;
         tokio::fs::create_dir(path.host_path())
             .await
             .map_err(|error| io_reply(&error, path.virtual_path()))?;
@@ -599,7 +817,7 @@ impl russh_sftp::server::Handler for SftpHandler {
     }
 
     async fn rmdir(&mut self, id: u32, path: String) -> Result<Status, Self::Error> {
-        let path = self.resolve(path).await?;
+        let path = self.resolve_for_change(path, "rmdir").await?;
         if path.is_root() {
             return Err(
                 StatusCode::PermissionDenied.with_message("the root folder cannot be removed")
@@ -632,7 +850,7 @@ impl russh_sftp::server::Handler for SftpHandler {
 
     async fn readlink(&mut self, _id: u32, path: String) -> Result<Name, Self::Error> {
         Err(StatusCode::OpUnsupported
-            .with_message(format!("{path}: symbolic links are not supported")))
+            .with_message(format!("{path:?}: symbolic links are not supported")))
     }
 
     async fn symlink(
@@ -644,7 +862,7 @@ impl russh_sftp::server::Handler for SftpHandler {
         tracing::warn!(
             username = %self.context.username,
             peer = %self.context.peer,
-            path = %linkpath,
+            path = ?linkpath,
             "sftp request rejected: symbolic link creation"
         );
         Err(StatusCode::PermissionDenied.with_message("creating symbolic links is not allowed"))
@@ -658,7 +876,7 @@ impl russh_sftp::server::Handler for SftpHandler {
     ) -> Result<Packet, Self::Error> {
         if request != POSIX_RENAME {
             return Err(StatusCode::OpUnsupported
-                .with_message(format!("extension {request} is not supported")));
+                .with_message(format!("extension {request:?} is not supported")));
         }
 
         let mut rest = data.as_slice();
@@ -673,8 +891,8 @@ impl russh_sftp::server::Handler for SftpHandler {
     }
 }
 
-/// Lists a folder's regular files and subfolders; symlinks and special files are left out,
-/// since no operation would accept them.
+/// Lists a folder's regular files and subfolders. Symlinks, special files and names
+/// with forbidden characters are left out, since no operation would accept them.
 fn list_folder(folder: &std::path::Path) -> io::Result<VecDeque<File>> {
     let mut files = VecDeque::new();
     for entry in std::fs::read_dir(folder)? {
@@ -687,6 +905,9 @@ fn list_folder(folder: &std::path::Path) -> io::Result<VecDeque<File>> {
         let Ok(name) = entry.file_name().into_string() else {
             continue;
         };
+        if name.chars().any(is_forbidden_in_name) {
+            continue;
+        }
         files.push_back(File::new(name, FileAttributes::from(&metadata)));
     }
     Ok(files)
@@ -718,7 +939,14 @@ fn invalid_handle() -> StatusReply {
 }
 
 fn not_found(path: &JailPath) -> StatusReply {
-    StatusCode::NoSuchFile.with_message(format!("{}: no such file or folder", path.virtual_path()))
+    StatusCode::NoSuchFile
+        .with_message(format!("{:?}: no such file or folder", path.virtual_path()))
+}
+
+fn revoked_reply() -> StatusReply {
+    StatusCode::PermissionDenied.with_message(
+        "the key of this session is no longer authorized; the session is being closed",
+    )
 }
 
 /// Maps an I/O error to an SFTP status, naming the client's path and never the host path.
@@ -728,7 +956,7 @@ fn io_reply(error: &io::Error, virtual_path: &str) -> StatusReply {
         io::ErrorKind::PermissionDenied => StatusCode::PermissionDenied,
         _ => StatusCode::Failure,
     };
-    code.with_message(format!("{virtual_path}: {error}"))
+    code.with_message(format!("{virtual_path:?}: {error}"))
 }
 
 #[cfg(test)]

@@ -37,6 +37,9 @@ pub struct JailPath {
 pub enum JailError {
     /// The path contains a NUL byte, which no file name may contain.
     InvalidPath,
+    /// The path contains a control character or a bidirectional formatting
+    /// character, which could forge or reorder log lines and listings.
+    ForbiddenCharacter(char),
     /// A component of the path is a symbolic link; the value is the client-visible path of that link.
     Symlink(String),
     /// Reading a component's metadata failed for another reason than "not found".
@@ -49,7 +52,12 @@ impl fmt::Display for JailError {
             JailError::InvalidPath => {
                 write!(f, "invalid path: file names cannot contain a NUL byte")
             }
-            JailError::Symlink(path) => write!(f, "symbolic links are not allowed: {path}"),
+            JailError::ForbiddenCharacter(character) => write!(
+                f,
+                "invalid file name: it contains the character U+{:04X}; control characters and bidirectional formatting characters are not allowed, so rename the file with printable characters only",
+                u32::from(*character)
+            ),
+            JailError::Symlink(path) => write!(f, "symbolic links are not allowed: {path:?}"),
             JailError::Io(error) => write!(f, "cannot read the path: {error}"),
         }
     }
@@ -76,6 +84,9 @@ impl Jail {
     pub fn normalize(client_path: &str) -> Result<String, JailError> {
         if client_path.contains('\0') {
             return Err(JailError::InvalidPath);
+        }
+        if let Some(character) = client_path.chars().find(|c| is_forbidden_in_name(*c)) {
+            return Err(JailError::ForbiddenCharacter(character));
         }
 
         let mut components: Vec<&str> = Vec::new();
@@ -155,6 +166,27 @@ impl JailPath {
     pub fn is_root(&self) -> bool {
         self.virtual_path == "/"
     }
+
+    /// Returns true for the reports folder `/results` and anything below it.
+    ///
+    /// The name is compared without case, so a client cannot create `Results`
+    /// beside it either (it would be the same folder on a case-insensitive filesystem).
+    pub fn is_in_results(&self) -> bool {
+        let first = self.relative().split('/').next().unwrap_or_default();
+        first.eq_ignore_ascii_case(RESULTS_FOLDER)
+    }
+}
+
+/// The folder where dsync writes its sync reports; clients may only read it.
+pub const RESULTS_FOLDER: &str = "results";
+
+/// Returns true for characters no file name may contain: control characters (C0,
+/// DEL, C1, which include `\n`, `\r`, TAB and ESC) and the bidirectional embedding,
+/// override and isolate characters U+202A–U+202E and U+2066–U+2069.
+pub fn is_forbidden_in_name(character: char) -> bool {
+    character.is_control()
+        || ('\u{202A}'..='\u{202E}').contains(&character)
+        || ('\u{2066}'..='\u{2069}').contains(&character)
 }
 
 #[cfg(test)]
@@ -202,6 +234,51 @@ mod tests {
             Jail::normalize("a\0b"),
             Err(JailError::InvalidPath)
         ));
+    }
+
+    #[test]
+    fn normalize_rejects_control_and_bidi_characters() {
+        for name in [
+            "a\nb.csv",
+            "a\rb",
+            "a\tb",
+            "a\u{1b}[31m",
+            "a\u{7f}",
+            "a\u{85}",
+            "a\u{202E}vsc.exe",
+            "a\u{2066}b",
+        ] {
+            assert!(
+                matches!(Jail::normalize(name), Err(JailError::ForbiddenCharacter(_))),
+                "client path {name:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn normalize_accepts_non_ascii_letters() {
+        assert_eq!(
+            Jail::normalize("/équipe/users.csv").unwrap(),
+            "/équipe/users.csv"
+        );
+    }
+
+    #[test]
+    fn results_folder_is_detected_without_case() {
+        let dir = tempfile::tempdir().unwrap();
+        let jail = jail_in(dir.path());
+
+        for path in [
+            "/results",
+            "results/report.json",
+            "/RESULTS",
+            "/Results/x/y",
+        ] {
+            assert!(jail.resolve(path).unwrap().is_in_results(), "{path}");
+        }
+        for path in ["/", "/results.csv", "/in/results", "/resultsx/a"] {
+            assert!(!jail.resolve(path).unwrap().is_in_results(), "{path}");
+        }
     }
 
     #[test]

@@ -10,24 +10,36 @@
 //! - confines each account to its root folder: paths are normalised lexically
 //!   with `/` as the root, and any path through a symbolic link is rejected
 //!   ([`jail`]);
+//! - writes every upload into a staging file outside the jail ([`staging`]) and
+//!   moves it over its target with one rename when the client's CLOSE succeeds,
+//!   so the visible file is always the previous complete one or the new complete
+//!   one. An upload cut off (client killed, connection dropped, idle timeout,
+//!   size limit exceeded) is logged as failed, never reported, and loses only
+//!   its staging file;
 //! - tracks each file opened for writing ([`upload`]) and calls
 //!   [`SftpBackend::upload_completed`] only when such a file is closed without
-//!   error, or when a regular file is renamed into place. An upload cut off
-//!   (client killed, connection dropped, idle timeout, size limit exceeded) is
-//!   logged as failed and never reported, and its partial file is removed when
-//!   the upload created or truncated it (a resumed file that held earlier data
-//!   is kept);
+//!   error, or when a regular file is renamed into place;
+//! - asks [`SftpBackend::authorize`] again before every change to the jail
+//!   (open for writing, close of an upload, rename, remove, mkdir, rmdir), and
+//!   ends the session when the key is no longer registered;
+//! - rejects file names with control or bidirectional formatting characters,
+//!   and keeps the reports folder `results/` read-only for clients;
+//! - closes connections that have not authenticated within the login grace time
+//!   and caps how many unauthenticated connections it holds ([`login_limit`]);
 //! - accepts SETSTAT and FSETSTAT as no-ops, so clients that preserve times succeed.
 //!
 //! Every closed upload is reported, whatever its name: a `users.csv.filepart`
 //! written by WinSCP is reported on close, then `users.csv` on the rename. The
 //! backend decides which names it processes, so the naming rules live in one place.
 
+mod guarded_stream;
 mod handler;
 mod host_key;
 pub mod jail;
+mod login_limit;
 mod server;
 mod session;
+mod staging;
 mod throttle;
 pub mod upload;
 
@@ -65,6 +77,13 @@ pub struct SftpConfig {
     pub idle_timeout: Duration,
     /// Rejected authentications allowed per source IP address per minute before that address is turned away; 0 turns throttling off.
     pub max_auth_failures_per_minute: u32,
+    /// How long a connection may take from TCP accept to a successful authentication
+    /// (as sshd's `LoginGraceTime`); the idle timeout applies instead when shorter.
+    pub login_grace: Duration,
+    /// The most connections that may be open without having authenticated; further ones are closed at once.
+    pub max_unauthenticated_connections: usize,
+    /// The most unauthenticated connections one source IP address may hold.
+    pub max_unauthenticated_connections_per_ip: usize,
 }
 
 impl SftpConfig {
@@ -74,6 +93,12 @@ impl SftpConfig {
     pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
     /// The default failed-authentication limit per source IP per minute.
     pub const DEFAULT_MAX_AUTH_FAILURES_PER_MINUTE: u32 = 10;
+    /// The default login grace time: 60 seconds.
+    pub const DEFAULT_LOGIN_GRACE: Duration = Duration::from_secs(60);
+    /// The default limit of unauthenticated connections in total.
+    pub const DEFAULT_MAX_UNAUTHENTICATED_CONNECTIONS: usize = 64;
+    /// The default limit of unauthenticated connections per source IP address.
+    pub const DEFAULT_MAX_UNAUTHENTICATED_CONNECTIONS_PER_IP: usize = 16;
 
     /// Creates a configuration with the default limits.
     pub fn new(listen: SocketAddr, host_key_path: PathBuf) -> Self {
@@ -83,6 +108,10 @@ impl SftpConfig {
             max_upload_bytes: Self::DEFAULT_MAX_UPLOAD_BYTES,
             idle_timeout: Self::DEFAULT_IDLE_TIMEOUT,
             max_auth_failures_per_minute: Self::DEFAULT_MAX_AUTH_FAILURES_PER_MINUTE,
+            login_grace: Self::DEFAULT_LOGIN_GRACE,
+            max_unauthenticated_connections: Self::DEFAULT_MAX_UNAUTHENTICATED_CONNECTIONS,
+            max_unauthenticated_connections_per_ip:
+                Self::DEFAULT_MAX_UNAUTHENTICATED_CONNECTIONS_PER_IP,
         }
     }
 }

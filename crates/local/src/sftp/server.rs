@@ -13,8 +13,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use super::guarded_stream::{CutOnDrop, GuardedStream};
 use super::host_key;
+use super::login_limit::{PendingLogin, PendingLogins, Refusal};
 use super::session::{Connection, ConnectionState, ServerShared};
+use super::staging;
 use super::throttle::AuthThrottle;
 use super::upload::UploadRegistry;
 use super::{SftpBackend, SftpConfig};
@@ -25,9 +28,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// How long the accept loop pauses after a failed accept (for example, out of file descriptors).
 const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(100);
 
-/// How long a client may take from connecting to finishing authentication, as sshd's
-/// `LoginGraceTime`. Without it, a client that never completes the handshake keeps its connection open forever.
-const LOGIN_GRACE: Duration = Duration::from_secs(60);
+/// The shortest time between two log lines about connections refused by the unauthenticated-connection limits.
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The constant time every rejected authentication takes, so replies do not
 /// reveal which usernames exist; it also slows down guessing.
@@ -109,7 +111,14 @@ impl SftpServer {
             throttle: AuthThrottle::new(self.config.max_auth_failures_per_minute),
             uploads: self.uploads.clone(),
             max_upload_bytes: self.config.max_upload_bytes,
+            staging_instance: staging::new_instance_id(),
         });
+        let pending_logins = PendingLogins::new(
+            self.config.max_unauthenticated_connections,
+            self.config.max_unauthenticated_connections_per_ip,
+        );
+        let login_grace = self.config.login_grace.min(self.config.idle_timeout);
+        let mut refusals = RefusalLog::default();
         let (stop_sender, stop_receiver) = watch::channel(false);
         let mut connections = JoinSet::new();
         let mut next_connection_id: u64 = 0;
@@ -119,6 +128,9 @@ impl SftpServer {
             host_key_fingerprint = %self.host_key_fingerprint,
             max_upload_bytes = self.config.max_upload_bytes,
             idle_timeout_secs = self.config.idle_timeout.as_secs(),
+            login_grace_secs = login_grace.as_secs(),
+            max_unauthenticated_connections = self.config.max_unauthenticated_connections,
+            max_unauthenticated_connections_per_ip = self.config.max_unauthenticated_connections_per_ip,
             "sftp server started"
         );
 
@@ -128,15 +140,26 @@ impl SftpServer {
                 _ = &mut shutdown => break,
                 accepted = self.listener.accept() => match accepted {
                     Ok((socket, peer)) => {
+                        let accepted_at = tokio::time::Instant::now();
                         if shared.throttle.is_blocked(peer.ip()) {
                             tracing::debug!(%peer, "sftp connection refused: too many failed authentications from this address");
                             continue;
                         }
+                        let pending = match pending_logins.admit(peer.ip()) {
+                            Ok(pending) => pending,
+                            Err(refusal) => {
+                                // Dropping the socket closes it before any byte is sent.
+                                drop(socket);
+                                refusals.record(peer, refusal);
+                                continue;
+                            }
+                        };
                         next_connection_id += 1;
                         connections.spawn(serve_connection(
                             next_connection_id,
                             socket,
                             peer,
+                            LoginLimits { deadline: accepted_at + login_grace, pending },
                             Arc::clone(&self.ssh_config),
                             Arc::clone(&shared),
                             stop_receiver.clone(),
@@ -171,21 +194,32 @@ impl SftpServer {
     }
 }
 
-/// Runs one SSH connection until the client leaves, the idle timeout fires, or the server stops.
+/// The login limits of one connection: when it must have authenticated, and its
+/// place among the unauthenticated connections, given up once it authenticates.
+struct LoginLimits {
+    deadline: tokio::time::Instant,
+    pending: PendingLogin,
+}
+
+/// Runs one SSH connection until the client leaves, the idle timeout or login grace fires, or the server stops.
 async fn serve_connection(
     connection_id: u64,
     socket: TcpStream,
     peer: SocketAddr,
+    limits: LoginLimits,
     ssh_config: Arc<russh::server::Config>,
     shared: Arc<ServerShared>,
     mut stop: watch::Receiver<bool>,
 ) {
     tracing::info!(connection_id, %peer, "sftp connection opened");
-    let state = Arc::new(ConnectionState::default());
+    let (socket, cutter) = GuardedStream::new(socket);
+    // russh runs the session in a task of its own: cutting the stream is what ends
+    // it when this task gives up on the connection or is aborted.
+    let _cut_on_drop = CutOnDrop(cutter.clone());
+    let state = Arc::new(ConnectionState::new(limits.pending));
     let handler = Connection::new(shared, peer, Arc::clone(&state));
+    let login_deadline = limits.deadline;
 
-    let login_deadline = tokio::time::Instant::now()
-        + LOGIN_GRACE.min(ssh_config.inactivity_timeout.unwrap_or(LOGIN_GRACE));
     let started = tokio::time::timeout_at(
         login_deadline,
         russh::server::run_stream(ssh_config, socket, handler),
@@ -205,9 +239,7 @@ async fn serve_connection(
                             logged_in = true;
                             continue;
                         }
-                        let _ = handle
-                            .disconnect(Disconnect::ByApplication, "authentication timed out".to_string(), "en".to_string())
-                            .await;
+                        cutter.cut();
                         break Err(anyhow::anyhow!("authentication timed out"));
                     }
                     _ = wait_for_stop(&mut stop) => {
@@ -220,21 +252,59 @@ async fn serve_connection(
             }
         }
         Ok(Err(error)) => Err(error),
-        Err(_) => Err(anyhow::anyhow!("no SSH identification received in time")),
+        Err(_) => Err(anyhow::anyhow!(
+            "authentication timed out before the SSH identification"
+        )),
     };
 
     let username = state.username().unwrap_or_default();
     match outcome {
         Ok(()) => {
-            tracing::info!(connection_id, %peer, username = %username, "sftp connection closed")
+            tracing::info!(connection_id, %peer, username = ?username, "sftp connection closed")
         }
         Err(error) => tracing::info!(
             connection_id,
             %peer,
-            username = %username,
+            username = ?username,
             reason = %error,
             "sftp connection closed"
         ),
+    }
+}
+
+/// Logs connections refused by the unauthenticated-connection limits, at most once per
+/// [`REFUSAL_LOG_INTERVAL`], with the count since the previous line.
+#[derive(Default)]
+struct RefusalLog {
+    refused_since_log: u64,
+    refused_total: u64,
+    last_logged: Option<tokio::time::Instant>,
+}
+
+impl RefusalLog {
+    fn record(&mut self, peer: SocketAddr, refusal: Refusal) {
+        self.refused_since_log += 1;
+        self.refused_total += 1;
+
+        let now = tokio::time::Instant::now();
+        let due = self
+            .last_logged
+            .is_none_or(|last| now.duration_since(last) >= REFUSAL_LOG_INTERVAL);
+        if !due {
+            return;
+        }
+        let limit = match refusal {
+            Refusal::TotalLimit => "the server holds its maximum of unauthenticated connections",
+            Refusal::PerIpLimit => "this address holds its maximum of unauthenticated connections",
+        };
+        tracing::warn!(
+            %peer,
+            refused = self.refused_since_log,
+            refused_total = self.refused_total,
+            "sftp connection refused: {limit}"
+        );
+        self.refused_since_log = 0;
+        self.last_logged = Some(now);
     }
 }
 

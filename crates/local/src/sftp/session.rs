@@ -13,6 +13,8 @@ use russh::{Channel, ChannelId, MethodKind, MethodSet};
 
 use super::handler::{SessionContext, SftpHandler};
 use super::jail::Jail;
+use super::login_limit::PendingLogin;
+use super::staging::StagingArea;
 use super::throttle::{AuthThrottle, FailureOutcome};
 use super::upload::UploadRegistry;
 use super::SftpBackend;
@@ -29,15 +31,27 @@ pub struct ServerShared {
     pub throttle: AuthThrottle,
     pub uploads: UploadRegistry,
     pub max_upload_bytes: u64,
+    /// The name prefix of this server process's staging files.
+    pub staging_instance: String,
 }
 
-/// The connection state that the accept loop reads for its closing log line.
-#[derive(Debug, Default)]
+/// The connection state that the accept loop reads for the login timer and its closing log line.
+#[derive(Debug)]
 pub struct ConnectionState {
     username: Mutex<Option<String>>,
+    /// The connection's place among the unauthenticated ones, freed on authentication.
+    pending_login: Mutex<Option<PendingLogin>>,
 }
 
 impl ConnectionState {
+    /// Creates the state of a connection that holds `pending_login` until it authenticates.
+    pub fn new(pending_login: PendingLogin) -> Self {
+        ConnectionState {
+            username: Mutex::new(None),
+            pending_login: Mutex::new(Some(pending_login)),
+        }
+    }
+
     /// Returns the authenticated username, if authentication succeeded.
     pub fn username(&self) -> Option<String> {
         self.username
@@ -48,11 +62,16 @@ impl ConnectionState {
 
     fn set_username(&self, username: &str) {
         *self.username.lock().unwrap_or_else(|e| e.into_inner()) = Some(username.to_string());
+        self.pending_login
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
     }
 }
 
 struct Account {
     username: String,
+    fingerprint: String,
     root: PathBuf,
 }
 
@@ -97,7 +116,7 @@ impl Connection {
         let Some(root) = root else {
             tracing::warn!(
                 peer = %self.peer,
-                username = %username.escape_debug(),
+                username = ?username,
                 fingerprint = %fingerprint,
                 "authentication failed: key not registered for this username"
             );
@@ -113,24 +132,36 @@ impl Connection {
         if verified {
             tracing::info!(
                 peer = %self.peer,
-                username = %username,
+                username = ?username,
                 fingerprint = %fingerprint,
                 "authentication succeeded"
             );
             self.state.set_username(username);
             self.account = Some(Account {
                 username: username.to_string(),
+                fingerprint,
                 root,
             });
         }
         Auth::Accept
     }
 
-    /// Creates the account's root folder if missing and returns it without symlinks.
-    async fn prepare_jail(root: &PathBuf) -> std::io::Result<Jail> {
+    /// Creates the account's root folder if missing and returns it without symlinks,
+    /// with the account's staging folder beside it.
+    async fn prepare_jail(
+        root: &PathBuf,
+        staging_instance: &str,
+    ) -> std::io::Result<(Jail, StagingArea)> {
         tokio::fs::create_dir_all(root).await?;
         let canonical = tokio::fs::canonicalize(root).await?;
-        Ok(Jail::new(canonical))
+        let staging_root = canonical.clone();
+        let staging_instance = staging_instance.to_string();
+        let staging = tokio::task::spawn_blocking(move || {
+            StagingArea::prepare(&staging_root, &staging_instance)
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        Ok((Jail::new(canonical), staging))
     }
 }
 
@@ -175,7 +206,7 @@ impl russh::server::Handler for Connection {
         session: &mut Session,
     ) -> Result<(), Self::Error> {
         let (Some(account), true) = (self.account.as_ref(), name == "sftp") else {
-            tracing::info!(peer = %self.peer, subsystem = %name.escape_debug(), "subsystem request rejected: only sftp is served");
+            tracing::info!(peer = %self.peer, subsystem = ?name, "subsystem request rejected: only sftp is served");
             session.channel_failure(channel_id)?;
             return Ok(());
         };
@@ -184,28 +215,33 @@ impl russh::server::Handler for Connection {
             return Ok(());
         };
 
-        let jail = match Self::prepare_jail(&account.root).await {
-            Ok(jail) => jail,
-            Err(error) => {
-                tracing::error!(
-                    peer = %self.peer,
-                    username = %account.username,
-                    root = %account.root.display(),
-                    %error,
-                    "cannot create the account's root folder; sftp session refused"
-                );
-                session.channel_failure(channel_id)?;
-                return Ok(());
-            }
-        };
+        let (jail, staging) =
+            match Self::prepare_jail(&account.root, &self.shared.staging_instance).await {
+                Ok(prepared) => prepared,
+                Err(error) => {
+                    tracing::error!(
+                        peer = %self.peer,
+                        username = ?account.username,
+                        root = ?account.root,
+                        %error,
+                        "cannot create the account's root or staging folder; sftp session refused"
+                    );
+                    session.channel_failure(channel_id)?;
+                    return Ok(());
+                }
+            };
 
         session.channel_success(channel_id)?;
-        tracing::debug!(peer = %self.peer, username = %account.username, "sftp session started");
+        tracing::debug!(peer = %self.peer, username = ?account.username, "sftp session started");
 
         let handler = SftpHandler::new(SessionContext {
             username: account.username.clone(),
+            fingerprint: account.fingerprint.clone(),
+            authorized_root: account.root.clone(),
             peer: self.peer,
+            connection: session.handle(),
             jail,
+            staging,
             backend: Arc::clone(&self.shared.backend),
             uploads: self.shared.uploads.clone(),
             max_upload_bytes: self.shared.max_upload_bytes,

@@ -7,12 +7,12 @@ use std::time::{Duration, Instant};
 
 /// The uploads currently open for writing, across all SFTP sessions of one server.
 ///
-/// Cloning is cheap and every clone reads the same uploads. A periodic re-scan of
-/// the upload folders should skip a file while [`UploadRegistry::is_upload_in_progress`]
-/// returns true for it, because the file is still being written and the close
-/// callback ([`super::SftpBackend::upload_completed`]) will follow if it completes.
-/// A failed upload's partial file is removed before the upload leaves the registry,
-/// unless the file held data before the upload began (a resumed upload).
+/// Cloning is cheap and every clone reads the same uploads. Uploads are written to
+/// staging files outside the jail, so the file visible at a path is always the
+/// last complete one (or absent) and a re-scan may read it even while an upload
+/// to that path is in progress. [`UploadRegistry::is_upload_in_progress`] tells
+/// that a newer version of the file is on its way: the close callback
+/// ([`super::SftpBackend::upload_completed`]) follows if that upload completes.
 #[derive(Debug, Clone, Default)]
 pub struct UploadRegistry {
     open: Arc<Mutex<HashMap<(String, String), usize>>>,
@@ -26,6 +26,9 @@ impl UploadRegistry {
 
     /// Returns true while some session has `path` open for writing under `username`'s jail.
     ///
+    /// The file at `path` itself stays the previous complete version until the
+    /// upload's CLOSE renames the staged file over it.
+    ///
     /// `path` is relative to the jail root and `/`-separated, as passed to
     /// `upload_completed` (`users.csv`, `in/users.csv`); a leading `/` is ignored.
     pub fn is_upload_in_progress(&self, username: &str, path: &str) -> bool {
@@ -35,13 +38,6 @@ impl UploadRegistry {
         );
         let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         open.contains_key(&key)
-    }
-
-    /// Returns how many handles have `path` open for writing under `username`'s jail.
-    pub(crate) fn writer_count(&self, username: &str, path: &str) -> usize {
-        let key = (username.to_string(), path.to_string());
-        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        open.get(&key).copied().unwrap_or(0)
     }
 
     fn begin(&self, username: &str, path: &str) {
@@ -113,7 +109,7 @@ impl Upload {
         let end = offset.saturating_add(len);
         if end > self.max_bytes {
             let error = format!(
-                "upload rejected: {} would exceed the maximum upload size of {} bytes",
+                "upload rejected: {:?} exceeds the upload limit of {} bytes; split the data into smaller files or ask the dsync operator to raise the limit",
                 self.path, self.max_bytes
             );
             self.first_error = Some(error.clone());
@@ -197,7 +193,6 @@ mod tests {
 
         let first = Upload::start(&registry, "acme", "users.csv", 0, 100);
         let second = Upload::start(&registry, "acme", "users.csv", 0, 100);
-        assert_eq!(registry.writer_count("acme", "users.csv"), 2);
         drop(first);
 
         assert!(registry.is_upload_in_progress("acme", "users.csv"));
@@ -228,7 +223,7 @@ mod tests {
         assert!(upload
             .first_error()
             .unwrap()
-            .contains("maximum upload size of 10 bytes"));
+            .contains("exceeds the upload limit of 10 bytes"));
     }
 
     #[test]

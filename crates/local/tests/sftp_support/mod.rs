@@ -29,6 +29,14 @@ impl FakeBackend {
             .insert((username.to_string(), fingerprint.to_string()), root);
     }
 
+    /// Removes a registered key, as `dsync key remove` does; sessions already open with it stay connected.
+    pub fn revoke(&self, username: &str, fingerprint: &str) {
+        self.keys
+            .lock()
+            .unwrap()
+            .remove(&(username.to_string(), fingerprint.to_string()));
+    }
+
     /// Returns every `upload_completed` call so far, in order, as (username, path).
     pub fn completed(&self) -> Vec<(String, String)> {
         self.completed.lock().unwrap().clone()
@@ -123,6 +131,21 @@ impl TestServer {
     /// Returns the jail root of `username` (not created: the server creates it on first login).
     pub fn jail(&self, username: &str) -> PathBuf {
         self.dir.path().join("jails").join(username)
+    }
+
+    /// Returns the staging folder of `username`, where uploads are written until their CLOSE.
+    pub fn staging(&self, username: &str) -> PathBuf {
+        self.dir.path().join("jails/.staging").join(username)
+    }
+
+    /// Returns the names of the files in `username`'s staging folder.
+    pub fn staging_files(&self, username: &str) -> Vec<String> {
+        match std::fs::read_dir(self.staging(username)) {
+            Ok(entries) => entries
+                .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+                .collect(),
+            Err(_) => Vec::new(),
+        }
     }
 
     /// Returns the client's local working folder, where `put` reads and `get` writes.
