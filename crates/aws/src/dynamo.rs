@@ -1470,6 +1470,9 @@ impl Events for DynamoStore {
         Ok(())
     }
 
+    // NOTE: every event lives in the one `EVENTS` partition, and the type,
+    // organization, directory and range filters are applied after reading,
+    // so a narrow filter over a long log reads many items per page.
     async fn list_events(&self, query: &EventQuery) -> StoreResult<Page<Event>> {
         let source = ListSource {
             index: None,

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use common::*;
 use dsync_core::event::Event;
 use dsync_core::ids::DirectoryId;
-use dsync_core::ports::{Directories, FileStore, SftpAccounts};
+use dsync_core::ports::{Directories, FileStore, SftpAccounts, SshKeys};
 use rand::seq::SliceRandom;
 use serde_json::{json, Value};
 
@@ -251,6 +251,36 @@ async fn offboarding_cut_off_halfway_finishes_and_leaves_nothing() {
         .send()
         .await
         .unwrap();
+    // Rotation: the first key goes, its Transfer Family key with it.
+    let keys = harness.store().list_keys(&directory_id).await.unwrap();
+    assert_eq!(keys.len(), 2);
+    let first_key = &keys[0];
+    let mapping = format!("TK#{}", first_key.id);
+    assert!(harness
+        .store()
+        .get_item(&format!("DIR#{id}"), &mapping)
+        .await
+        .unwrap()
+        .is_some());
+    harness
+        .register(json!({"action": "remove_key", "directory_id": id, "key_id": first_key.id}))
+        .await;
+    assert!(harness
+        .store()
+        .get_item(&format!("DIR#{id}"), &mapping)
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        harness
+            .store()
+            .list_keys(&directory_id)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
     let csv = users_csv(1..=12, |_| "Clerk".into());
     harness.put_upload(&bucket, "users.csv", &csv).await;
     harness
