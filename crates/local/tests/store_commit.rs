@@ -260,3 +260,22 @@ async fn purge_events_deletes_old_events() {
     assert_eq!(events[0].data["idp_id"], "3");
     assert_eq!(delivery_rows(&test, &hook.id).len(), 1);
 }
+
+#[tokio::test]
+async fn stored_body_json_is_the_wire_envelope() {
+    let test = TestStore::new();
+    let directory = test.directory("org_body").await;
+    commit_files(test.store(), &directory, &[("users.csv", &users_csv(2))]).await;
+
+    let connection = rusqlite::Connection::open(database_path(test.dir.path())).unwrap();
+    for event in all_events(&test).await {
+        let body: String = connection
+            .query_row(
+                "SELECT body_json FROM events WHERE id = ?1",
+                [event.id.as_str()],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(body, serde_json::to_string(&event.to_json()).unwrap());
+    }
+}

@@ -27,12 +27,19 @@ const USER_COLUMNS: &str =
 const GROUP_COLUMNS: &str =
     "g.id, g.directory_id, g.name, g.attributes_json, g.created_at_ms, g.updated_at_ms";
 
+/// Serialises attributes as a JSON object of strings without building a
+/// `serde_json::Value` first.
+struct AttributesJson<'a>(&'a Attributes);
+
+impl serde::Serialize for AttributesJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter())
+    }
+}
+
 fn attributes_to_json(attributes: &Attributes) -> String {
-    let object: serde_json::Map<String, serde_json::Value> = attributes
-        .iter()
-        .map(|(name, value)| (name.to_owned(), serde_json::Value::String(value.to_owned())))
-        .collect();
-    serde_json::Value::Object(object).to_string()
+    // Serialising string pairs into a String cannot fail.
+    serde_json::to_string(&AttributesJson(attributes)).unwrap_or_else(|_| "{}".to_owned())
 }
 
 fn attributes_from_json(text: &str, names: &mut NameInterner) -> StoreResult<Attributes> {

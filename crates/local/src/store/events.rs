@@ -25,13 +25,11 @@ pub const EVENT_RETENTION_DAYS: i64 = 90;
 /// started earlier, or two events of one plan inside the same millisecond,
 /// could produce an id that sorts at or before the newest stored one. Such an
 /// event is re-stamped with the next ULID after the previous id (same
-/// millisecond, random part plus one); its `created_at` is kept. Returns the
-/// events as stored.
-pub(crate) fn insert_events(connection: &Connection, events: &[Event]) -> StoreResult<Vec<Event>> {
-    if events.is_empty() {
-        return Ok(Vec::new());
-    }
-
+/// millisecond, random part plus one); its `created_at` is kept.
+pub(crate) fn insert_events<'a>(
+    connection: &Connection,
+    events: impl IntoIterator<Item = &'a Event>,
+) -> StoreResult<()> {
     let newest: Option<String> = connection
         .query_row(
             "SELECT id FROM events ORDER BY id DESC LIMIT 1",
@@ -44,27 +42,32 @@ pub(crate) fn insert_events(connection: &Connection, events: &[Event]) -> StoreR
 
     let endpoints = subscribed_endpoints(connection)?;
     let now_ms = Timestamp::now().millis();
-    let mut stored = Vec::with_capacity(events.len());
 
     for event in events {
-        let mut event = event.clone();
-        let ulid = event.id.ulid().ok_or_else(|| {
+        let mut ulid = event.id.ulid().ok_or_else(|| {
             StoreError::Backend(format!("event id {} is not a prefixed ULID", event.id))
         })?;
         if let Some(previous_ulid) = previous {
             if ulid <= previous_ulid {
-                let next = previous_ulid.increment().ok_or_else(|| {
+                ulid = previous_ulid.increment().ok_or_else(|| {
                     StoreError::Backend(
                         "event id space of this millisecond is exhausted".to_owned(),
                     )
                 })?;
-                event.id = EventId::from_ulid(next);
             }
         }
-        previous = event.id.ulid();
+        previous = Some(ulid);
+        let id = EventId::from_ulid(ulid);
 
+        // The data is serialised once and the envelope assembled around it,
+        // in the key order of Event::to_json. Ids, event names and
+        // timestamps contain no character that JSON escapes.
         let data = serde_json::to_string(&event.data).map_err(json_error)?;
-        let body = serde_json::to_string(&event.to_json()).map_err(json_error)?;
+        let created_at = event.created_at.to_string();
+        let body = format!(
+            r#"{{"object":"event","id":"{id}","event":"{}","data":{data},"created_at":"{created_at}"}}"#,
+            event.event.as_str()
+        );
         connection
             .prepare_cached(
                 "INSERT INTO events (id, kind, directory_id, organization_id, data_json, created_at, body_json) \
@@ -72,12 +75,12 @@ pub(crate) fn insert_events(connection: &Connection, events: &[Event]) -> StoreR
             )
             .map_err(sql_error)?
             .execute(params![
-                event.id.as_str(),
+                id.as_str(),
                 event.event.as_str(),
-                event.directory_id.as_ref().map(|id| id.as_str()),
+                event.directory_id.as_ref().map(|directory| directory.as_str()),
                 event.organization_id,
                 data,
-                event.created_at.to_string(),
+                created_at,
                 body,
             ])
             .map_err(sql_error)?;
@@ -94,13 +97,11 @@ pub(crate) fn insert_events(connection: &Connection, events: &[Event]) -> StoreR
                      VALUES (?1, ?2, 0, ?3, 'pending')",
                 )
                 .map_err(sql_error)?
-                .execute(params![endpoint_id, event.id.as_str(), now_ms])
+                .execute(params![endpoint_id, id.as_str(), now_ms])
                 .map_err(sql_error)?;
         }
-
-        stored.push(event);
     }
-    Ok(stored)
+    Ok(())
 }
 
 /// Enabled endpoints with their subscribed event names (empty = all).

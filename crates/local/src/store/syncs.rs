@@ -67,14 +67,13 @@ fn commit(connection: &mut Connection, plan: &Plan, record: &SyncRecord) -> Stor
         )));
     }
 
-    let mut events = Vec::new();
     for step in &plan.steps {
         apply_change(&transaction, directory_id, &step.change)?;
-        if let Some(event) = &step.event {
-            events.push(event.clone());
-        }
     }
-    insert_events(&transaction, &events)?;
+    insert_events(
+        &transaction,
+        plan.steps.iter().filter_map(|step| step.event.as_ref()),
+    )?;
     upsert_record(&transaction, record)?;
 
     let committed_at_ms = Timestamp::now().millis().max(record.started_at.millis());
