@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::items::*;
 
-/// Most operations in one `TransactWriteItems` request.
+/// Maximum number of operations in one `TransactWriteItems` request.
 pub const TRANSACTION_LIMIT: usize = 100;
 /// Serialized bytes of one chunk, so its log item stays under the 400 KB item limit.
 const CHUNK_BYTES: usize = 300_000;
@@ -140,7 +140,7 @@ fn is_condition_failure<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> b
 
 type Raw = HashMap<String, AttributeValue>;
 
-/// Where a paged list reads from.
+/// The partition and sort key a paged list reads.
 struct ListSource {
     index: Option<&'static str>,
     pk_name: &'static str,
@@ -238,7 +238,7 @@ impl DynamoStore {
         Ok(())
     }
 
-    /// Every item of a partition whose sort key starts with `prefix`.
+    /// Reads every item of a partition whose sort key starts with `prefix`.
     async fn query_prefix(&self, pk: &str, prefix: &str, keys_only: bool) -> StoreResult<Vec<Raw>> {
         let mut items = Vec::new();
         let mut start: Option<Raw> = None;
@@ -269,7 +269,7 @@ impl DynamoStore {
         }
     }
 
-    /// Every item of an index partition.
+    /// Reads every item of an index partition.
     async fn query_index(&self, index: &str, pk_name: &str, pk: &str) -> StoreResult<Vec<Raw>> {
         let mut items = Vec::new();
         let mut start: Option<Raw> = None;
@@ -294,7 +294,7 @@ impl DynamoStore {
         }
     }
 
-    /// The item whose `gid` is `id` (directories, users, groups, syncs).
+    /// Finds the item whose `gid` is `id` (directories, users, groups, syncs).
     async fn by_id(&self, id: &str) -> StoreResult<Option<Raw>> {
         let items = self.query_index(BY_ID, "gid", id).await?;
         let Some(found) = items.into_iter().next() else {
@@ -421,7 +421,7 @@ impl DynamoStore {
             .map(|_| ())
     }
 
-    /// One page of a list sorted by id, with WorkOS cursors.
+    /// Reads one page of a list sorted by id, with WorkOS cursors.
     async fn list_page(
         &self,
         source: &ListSource,
@@ -521,7 +521,7 @@ impl DynamoStore {
 
     // -------------------------------------------------------- buckets
 
-    /// The bucket recorded for a directory by [`Self::set_bucket`].
+    /// Returns the bucket recorded for a directory by [`Self::set_bucket`].
     pub async fn bucket_of(&self, directory: &DirectoryId) -> StoreResult<Option<String>> {
         Ok(self
             .get(DIRS, directory.as_str())
@@ -560,7 +560,7 @@ impl DynamoStore {
         Ok(())
     }
 
-    /// The directory whose uploads go to `bucket`.
+    /// Finds the directory whose uploads go to `bucket`.
     pub async fn directory_of_bucket(&self, bucket: &str) -> StoreResult<Option<DirectoryId>> {
         Ok(self
             .get(&format!("BUCKET#{bucket}"), NO_SK)
@@ -568,7 +568,7 @@ impl DynamoStore {
             .and_then(|item| get_s(&item, "dir").ok().map(DirectoryId::from_stored)))
     }
 
-    /// Every directory, for the scheduled sweep.
+    /// Lists every directory, for the scheduled sweep.
     pub async fn all_directories(&self) -> StoreResult<Vec<Directory>> {
         self.query_prefix(DIRS, "", false)
             .await?
@@ -853,7 +853,7 @@ impl DynamoStore {
                 )));
             };
             let ops: Vec<Op> = serde_json::from_str(get_s(&stored, "ops")?).map_err(|error| {
-                StoreError::Backend(format!("pending commit chunk unreadable: {error}"))
+                StoreError::Backend(format!("a pending commit chunk is invalid JSON: {error}"))
             })?;
             let mut items = Vec::with_capacity(ops.len() + 1);
             for op in &ops {
