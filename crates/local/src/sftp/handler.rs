@@ -14,10 +14,11 @@ use russh_sftp::protocol::{
 use russh_sftp::server::StatusReply;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
-use super::jail::{is_forbidden_in_name, Jail, JailError, JailPath, RESULTS_FOLDER};
+use super::jail::{is_forbidden_in_name, Jail, JailError, JailPath};
 use super::staging::StagingArea;
 use super::upload::{Upload, UploadRegistry};
 use super::SftpBackend;
+use crate::files::RESULTS_FOLDER;
 
 /// The OpenSSH extension whose RENAME replaces an existing target atomically.
 const POSIX_RENAME: &str = "posix-rename@openssh.com";
@@ -253,7 +254,7 @@ impl SftpHandler {
         }
 
         // Without TRUNCATE the upload rewrites part of the existing file or appends
-        // to it, so it starts from a copy; the file itself stays as it is until CLOSE.
+        // to it, so it starts from a copy. The file itself stays as it is until CLOSE.
         let starts_empty = !exists || pflags.contains(OpenFlags::TRUNCATE);
         let copy_from = (!starts_empty).then(|| path.host_path().to_path_buf());
         let staging = self.context.staging.clone();

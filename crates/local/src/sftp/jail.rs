@@ -16,6 +16,8 @@ use std::fs::Metadata;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::files::RESULTS_FOLDER;
+
 /// One account's root folder. Every path a client names resolves inside it.
 #[derive(Debug, Clone)]
 pub struct Jail {
@@ -176,9 +178,6 @@ impl JailPath {
         first.eq_ignore_ascii_case(RESULTS_FOLDER)
     }
 }
-
-/// The folder where dsync writes its sync reports; clients may only read it.
-pub const RESULTS_FOLDER: &str = "results";
 
 /// Returns true for characters no file name may contain: control characters (C0,
 /// DEL, C1, which include `\n`, `\r`, TAB and ESC) and the bidirectional embedding,
