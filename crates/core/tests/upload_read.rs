@@ -562,3 +562,15 @@ fn triple_copy_reports_every_row() {
     assert!(users(&snapshot).users.is_empty());
     assert_eq!(snapshot.skipped_rows, 3);
 }
+
+#[test]
+fn repeated_membership_kept_once() {
+    let upload = Upload::with_kind(
+        "user_groups.csv",
+        FileKind::UserGroups,
+        Cursor::new(b"group_name,user_id\nSales,1\nOps,2\nSales,1\n".to_vec()),
+    );
+    let snapshot = read_snapshot(vec![upload], &ReadLimits::default()).unwrap();
+    assert_eq!(memberships(&snapshot).memberships.len(), 2);
+    assert!(snapshot.errors.is_empty());
+}

@@ -14,6 +14,10 @@ pub(crate) struct MembershipsSink<'a> {
     /// The accepted users, to check that each membership names a known user.
     /// `None` when `users.csv` was absent or rejected, so no check is possible.
     users: Option<&'a UsersSnapshot>,
+    /// Valid pairs in file order. The set is built once at the end, because
+    /// sorting a vector and bulk-building the set is far cheaper than
+    /// millions of tree inserts that each compare strings down the tree.
+    pairs: Vec<(GroupName, IdpId)>,
     snapshot: MembershipsSnapshot,
 }
 
@@ -23,6 +27,7 @@ impl<'a> MembershipsSink<'a> {
             group_name: 0,
             user_id: 0,
             users,
+            pairs: Vec::new(),
             snapshot: MembershipsSnapshot::default(),
         }
     }
@@ -99,8 +104,13 @@ impl RowSink for MembershipsSink<'_> {
             }
         }
 
-        // A repeated membership states the same fact twice, so the copy is harmless.
-        self.snapshot.memberships.insert(pair);
+        self.pairs.push(pair);
         true
+    }
+
+    fn end(&mut self, _report: &mut FileReport) {
+        // A repeated membership states the same fact twice, so collecting
+        // into the set drops the copy harmlessly.
+        self.snapshot.memberships = std::mem::take(&mut self.pairs).into_iter().collect();
     }
 }
