@@ -58,6 +58,13 @@ pub struct Args {
     #[arg(long, default_value_t = SftpConfig::DEFAULT_MAX_UPLOAD_BYTES)]
     max_upload_bytes: u64,
 
+    /// Refuse webhook endpoints on loopback and private networks (10/8,
+    /// 172.16/12, 192.168/16, 100.64/10, 127/8, ::1, fc00::/7, localhost).
+    /// Without it they are allowed, as a local service's receivers usually
+    /// run on the same machine or network.
+    #[arg(long)]
+    deny_private_webhook_urls: bool,
+
     /// Log format on standard error.
     #[arg(long, value_enum, default_value_t = LogFormat::Human)]
     log_format: LogFormat,
@@ -199,6 +206,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let mut api_config = dsync_http::ApiConfig::new(endpoint.host.clone(), endpoint.port);
     let trigger_worker = worker.clone();
     api_config.sync_trigger = Some(Arc::new(move |directory| trigger_worker.request(directory)));
+    api_config.allow_private_webhook_urls = !args.deny_private_webhook_urls;
     let api = dsync_http::router(deployment.services.clone(), api_config);
     let http_stop = app::stopped(stop_receiver.clone());
     let http_task = tokio::spawn(async move {
@@ -218,8 +226,13 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         RETENTION_INTERVAL,
         stop_receiver.clone(),
     ));
-    let webhook_task = tokio::spawn(dsync_local::webhooks::run(
+    let webhook_options = dsync_local::webhooks::WorkerOptions {
+        allow_private_targets: !args.deny_private_webhook_urls,
+        ..Default::default()
+    };
+    let webhook_task = tokio::spawn(dsync_local::webhooks::run_with_options(
         database_path(&args.data_dir),
+        webhook_options,
         app::stopped(stop_receiver.clone()),
     ));
 

@@ -2,8 +2,12 @@
 //! entry naming the field, and malformed JSON a 400 in the API's JSON error
 //! shape rather than axum's plain-text rejection.
 
+use std::cell::RefCell;
+use std::fmt;
+
 use axum::body::Bytes;
 use axum::http::StatusCode;
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::error::{ApiError, ApiResult, FieldError};
@@ -23,8 +27,33 @@ impl JsonObject {
         let fields = if body.iter().all(u8::is_ascii_whitespace) {
             Map::new()
         } else {
-            match serde_json::from_slice::<Value>(body) {
-                Ok(Value::Object(fields)) => fields,
+            let duplicates = RefCell::new(Vec::new());
+            let mut reader = serde_json::Deserializer::from_slice(body);
+            let parsed = CheckedValue {
+                path: String::new(),
+                duplicates: &duplicates,
+            }
+            .deserialize(&mut reader)
+            .and_then(|value| reader.end().map(|()| value));
+            match parsed {
+                Ok(Value::Object(fields)) => {
+                    let duplicates = duplicates.into_inner();
+                    if !duplicates.is_empty() {
+                        return Err(ApiError::invalid_parameters(
+                            duplicates
+                                .iter()
+                                .map(|key| {
+                                    FieldError::new(
+                                        key,
+                                        "duplicate_key",
+                                        format!("`{key}` appears more than once in the JSON body; send each key once"),
+                                    )
+                                })
+                                .collect(),
+                        ));
+                    }
+                    fields
+                }
                 Ok(_) => {
                     return Err(ApiError::new(
                         StatusCode::BAD_REQUEST,
@@ -172,6 +201,102 @@ impl JsonObject {
     }
 }
 
+/// Reads any JSON value like `serde_json::Value` does, but records every key
+/// that repeats within one object (as a dotted path) instead of letting the
+/// last one silently win.
+struct CheckedValue<'a> {
+    path: String,
+    duplicates: &'a RefCell<Vec<String>>,
+}
+
+impl<'de> DeserializeSeed<'de> for CheckedValue<'_> {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl CheckedValue<'_> {
+    fn child(&self, key: &str) -> String {
+        if self.path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{}.{key}", self.path)
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for CheckedValue<'_> {
+    type Value = Value;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, value: bool) -> Result<Value, E> {
+        Ok(Value::Bool(value))
+    }
+
+    fn visit_i64<E>(self, value: i64) -> Result<Value, E> {
+        Ok(Value::from(value))
+    }
+
+    fn visit_u64<E>(self, value: u64) -> Result<Value, E> {
+        Ok(Value::from(value))
+    }
+
+    fn visit_f64<E>(self, value: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(value).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, value: &str) -> Result<Value, E> {
+        Ok(Value::String(value.to_owned()))
+    }
+
+    fn visit_string<E>(self, value: String) -> Result<Value, E> {
+        Ok(Value::String(value))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        let path = self.child("[]");
+        while let Some(item) = seq.next_element_seed(CheckedValue {
+            path: path.clone(),
+            duplicates: self.duplicates,
+        })? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut fields = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let path = self.child(&key);
+            let value = map.next_value_seed(CheckedValue {
+                path: path.clone(),
+                duplicates: self.duplicates,
+            })?;
+            if fields.insert(key, value).is_some() {
+                let mut duplicates = self.duplicates.borrow_mut();
+                if !duplicates.contains(&path) {
+                    duplicates.push(path);
+                }
+            }
+        }
+        Ok(Value::Object(fields))
+    }
+}
+
 /// Returns the value of a JSON number that is a non-negative whole number.
 fn whole_number(number: &serde_json::Number) -> Option<u64> {
     if let Some(value) = number.as_u64() {
@@ -195,6 +320,32 @@ mod tests {
     #[test]
     fn malformed_json_is_bad_request() {
         let error = JsonObject::parse(&Bytes::from_static(b"{\"name\":"), &["name"])
+            .err()
+            .unwrap();
+        assert_eq!(error.status, StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn duplicate_keys_are_named() {
+        let body = Bytes::from_static(
+            b"{\"name\":\"a\",\"x\":{\"y\":1,\"y\":2},\"name\":\"b\",\"name\":\"c\"}",
+        );
+        let error = JsonObject::parse(&body, &["name", "x"]).err().unwrap();
+        assert_eq!(error.status, StatusCode::UNPROCESSABLE_ENTITY);
+        let fields: Vec<(&str, &str)> = error
+            .errors
+            .iter()
+            .map(|e| (e.field.as_str(), e.code.as_str()))
+            .collect();
+        assert_eq!(
+            fields,
+            vec![("x.y", "duplicate_key"), ("name", "duplicate_key")]
+        );
+    }
+
+    #[test]
+    fn trailing_text_is_bad_request() {
+        let error = JsonObject::parse(&Bytes::from_static(b"{} {}"), &[])
             .err()
             .unwrap();
         assert_eq!(error.status, StatusCode::BAD_REQUEST);

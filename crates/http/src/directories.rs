@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use crate::body::JsonObject;
 use crate::error::{ApiError, ApiResult};
-use crate::pagination::{list_json, page_request};
+use crate::pagination::{list_json, page_request, Cursor};
 use crate::params::Params;
 use crate::AppState;
 
@@ -42,7 +42,15 @@ pub async fn load_directory(state: &AppState, id: &str) -> ApiResult<Directory> 
 /// part of the name). `domain` is accepted and ignored, because local
 /// directories have no domains.
 pub async fn list(State(state): State<AppState>, params: Params) -> ApiResult<Json<Value>> {
-    let page = page_request(&params, Order::Desc)?;
+    let page = page_request(
+        &params,
+        Order::Desc,
+        Cursor {
+            what: "directory",
+            prefix: DirectoryId::PREFIX,
+            valid: |text| DirectoryId::parse(text).is_some(),
+        },
+    )?;
     let filter = DirectoryFilter {
         organization_id: params.get("organization_id").map(str::to_owned),
         search: params.get("search").map(str::to_owned),

@@ -62,7 +62,7 @@ fn event_query(params: &Params) -> ApiResult<EventQuery> {
             None => {
                 errors.push(FieldError::new(
                     "after",
-                    "invalid",
+                    "invalid_cursor",
                     format!("`{text}` is not an event id; pass back list_metadata.after unchanged"),
                 ));
                 None

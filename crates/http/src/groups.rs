@@ -8,7 +8,7 @@ use dsync_core::wire::{self, Owner};
 use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult};
-use crate::pagination::{list_json, page_request};
+use crate::pagination::{list_json, page_request, Cursor};
 use crate::params::Params;
 use crate::AppState;
 
@@ -18,7 +18,15 @@ pub fn group_json(group: &GroupWithDirectory) -> Value {
 
 /// `GET /directory_groups`: exactly one of `directory` or `user`.
 pub async fn list(State(state): State<AppState>, params: Params) -> ApiResult<Json<Value>> {
-    let page = page_request(&params, Order::Desc)?;
+    let page = page_request(
+        &params,
+        Order::Desc,
+        Cursor {
+            what: "directory group",
+            prefix: GroupId::PREFIX,
+            valid: |text| GroupId::parse(text).is_some(),
+        },
+    )?;
     let directory = params.id("directory", DirectoryId::parse, DirectoryId::PREFIX)?;
     let user = params.id("user", UserId::parse, UserId::PREFIX)?;
     let filter = match (directory, user) {

@@ -18,12 +18,14 @@ mod error;
 mod events;
 mod groups;
 mod keys;
+mod limits;
 pub mod openapi;
 mod pagination;
 mod params;
 mod request_id;
 mod settings;
 mod syncs;
+mod target;
 mod users;
 mod webhooks;
 
@@ -52,6 +54,14 @@ pub struct ApiConfig {
     /// with its own sync queue (one reconcile per directory at a time) passes
     /// that queue here instead.
     pub sync_trigger: Option<SyncTrigger>,
+    /// Whether webhook endpoints may point at loopback and private ranges
+    /// (`127.0.0.0/8`, `10.0.0.0/8`, `172.16.0.0/12`, `192.168.0.0/16`,
+    /// `100.64.0.0/10`, `::1`, `fc00::/7`, `localhost`). Off by default, as
+    /// suits a cloud deployment; `dsync serve` turns it on because a local
+    /// service's receivers usually run on the same machine or network.
+    /// Link-local, metadata, unspecified and multicast targets are refused
+    /// either way.
+    pub allow_private_webhook_urls: bool,
 }
 
 impl ApiConfig {
@@ -61,6 +71,7 @@ impl ApiConfig {
             sftp_host: sftp_host.into(),
             sftp_port,
             sync_trigger: None,
+            allow_private_webhook_urls: false,
         }
     }
 }
@@ -130,6 +141,7 @@ pub fn router(services: Services, config: ApiConfig) -> Router {
             patch(webhooks::update).delete(webhooks::delete),
         )
         .route("/webhook_endpoints/{id}/attempts", get(webhooks::attempts))
+        .route_layer(middleware::from_fn(limits::require_json_body))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_api_key,
@@ -147,6 +159,7 @@ pub fn router(services: Services, config: ApiConfig) -> Router {
         .with_state(state)
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(middleware::map_response(error::json_error_bodies))
+        .layer(middleware::from_fn(limits::check_sizes))
         .layer(middleware::from_fn(request_id::attach))
 }
 

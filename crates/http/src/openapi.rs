@@ -27,11 +27,21 @@ pub fn document() -> Value {
                 "only the base URL. Every route except `/health` and `/openapi.json` needs ",
                 "`Authorization: Bearer <api key>`. Errors are JSON objects `{message, code}`; ",
                 "422 responses add `errors: [{field, code, message}]`. Every response carries ",
-                "an `X-Request-ID` header."
+                "an `X-Request-ID` header. A request body must be JSON sent with ",
+                "`Content-Type: application/json` (a UTF-8 `charset` is allowed), else 415; an ",
+                "empty body needs no Content-Type. A key repeated within one JSON object is a 422 ",
+                "with code `duplicate_key`. The request path and query may be up to 8 KiB (else ",
+                "414) and the headers up to 64 fields and 32 KiB (else 431). NOTE: a request ",
+                "target over 65,534 bytes, over 100 headers or a header block over about 400 KiB ",
+                "is refused by the HTTP layer itself with a bare 414 or 431 that has no JSON body. ",
+                "Webhook endpoint URLs must be http or https without user info; link-local ",
+                "(169.254.0.0/16, fe80::/10), unspecified, multicast and cloud metadata targets are ",
+                "always refused, and loopback and private ranges unless the server allows them ",
+                "(`dsync serve` does unless started with `--deny-private-webhook-urls`)."
             ),
         },
         "security": [{ "bearer": [] }],
-        "paths": paths(),
+        "paths": with_transport_errors(paths()),
         "components": {
             "securitySchemes": {
                 "bearer": {
@@ -89,7 +99,7 @@ fn paths() -> Value {
                     query("organization_id", "Only directories of this organization.", string()),
                     query("search", "Case-insensitive part of the directory name.", string()),
                     query("domain", "Accepted for SDK compatibility and ignored: local directories have no domains.", string()),
-                ]),
+                ], id_schema("directory_")),
                 "responses": list_responses("Directory"),
             },
             "post": {
@@ -230,7 +240,7 @@ fn paths() -> Value {
                 "summary": "List the directory's sync reports, newest first by default.",
                 "tags": ["syncs"],
                 "x-dsync-extension": true,
-                "parameters": with_paging(vec![]),
+                "parameters": with_paging(vec![], id_schema("sync_")),
                 "responses": with_errors(list_ok("SyncRecord"), &["401", "404", "422"]),
             },
         }),
@@ -289,7 +299,7 @@ fn paths() -> Value {
                     query("group", "A directory group id.", id_schema("directory_group_")),
                     query("idp_id", "Only the user with this HR `user_id` (exact, leading zeros count).", string()),
                     query("email", "Only users with this primary email (ASCII case ignored).", string()),
-                ]),
+                ], id_schema("directory_user_")),
                 "responses": list_responses("DirectoryUser"),
             },
         }),
@@ -319,7 +329,7 @@ fn paths() -> Value {
                 "parameters": with_paging(vec![
                     query("directory", "A directory id.", id_schema("directory_")),
                     query("user", "A directory user id.", id_schema("directory_user_")),
-                ]),
+                ], id_schema("directory_group_")),
                 "responses": list_responses("DirectoryGroup"),
             },
         }),
@@ -382,7 +392,7 @@ fn paths() -> Value {
                 "operationId": "listWebhookEndpoints",
                 "summary": "List webhook endpoints, newest first by default. Each item includes its signing secret.",
                 "tags": ["webhooks"],
-                "parameters": with_paging(vec![]),
+                "parameters": with_paging(vec![], id_schema("we_")),
                 "responses": list_responses("WebhookEndpoint"),
             },
             "post": {
@@ -431,7 +441,7 @@ fn paths() -> Value {
                 "summary": "List every delivery attempt to the endpoint, newest first by default.",
                 "tags": ["webhooks"],
                 "x-dsync-extension": true,
-                "parameters": with_paging(vec![]),
+                "parameters": with_paging(vec![], attempt_cursor()),
                 "responses": with_errors(list_ok("WebhookAttempt"), &["401", "404", "422"]),
             },
         }),
@@ -474,7 +484,7 @@ fn schemas() -> Value {
             "required": ["field", "code", "message"],
             "properties": {
                 "field": { "type": "string" },
-                "code": { "type": "string", "description": "`required`, `invalid`, `out_of_range`, `unknown_field` or `unsupported`." },
+                "code": { "type": "string", "description": "`required`, `invalid`, `out_of_range`, `unknown_field`, `unsupported`, `duplicate_key`, `invalid_cursor`, or for `endpoint_url` `userinfo_not_allowed`, `forbidden_address`, `forbidden_host` or `private_address`." },
                 "message": { "type": "string" },
             },
         }),
@@ -669,7 +679,7 @@ fn schemas() -> Value {
             "additionalProperties": false,
             "required": ["endpoint_url"],
             "properties": {
-                "endpoint_url": { "type": "string", "format": "uri", "pattern": "^https?://[^/?#\\s]+", "description": "An absolute http or https URL." },
+                "endpoint_url": { "type": "string", "format": "uri", "pattern": "^https?://[^/?#\\s]+", "description": "An absolute http or https URL without user info. Link-local, unspecified, multicast and cloud metadata targets are refused (422 `forbidden_address` or `forbidden_host`), and loopback and private ranges unless the server allows them (422 `private_address`). The sender checks the addresses the host resolves to again at each delivery." },
                 "events": { "type": "array", "items": schema_ref("EventType") },
                 "status": { "type": "string", "enum": ["enabled", "disabled"], "default": "enabled" },
             },
@@ -681,7 +691,7 @@ fn schemas() -> Value {
             "type": "object",
             "additionalProperties": false,
             "properties": {
-                "endpoint_url": { "type": "string", "format": "uri", "pattern": "^https?://[^/?#\\s]+" },
+                "endpoint_url": { "type": "string", "format": "uri", "pattern": "^https?://[^/?#\\s]+", "description": "Checked as on create." },
                 "events": { "type": "array", "items": schema_ref("EventType") },
                 "status": { "type": "string", "enum": ["enabled", "disabled"] },
             },
@@ -841,11 +851,41 @@ fn responses() -> Value {
         "401": error("The API key is missing, unknown or revoked."),
         "404": error("No such object (malformed ids included)."),
         "409": error("The change conflicts with the current state (for example, the directory is being deleted)."),
+        "414": error("The request path and query are over 8 KiB."),
+        "415": error("A non-empty request body was sent without `Content-Type: application/json`."),
         "422": error("A parameter or body field is invalid; `errors` lists each one."),
+        "431": error("The request has over 64 header fields or over 32 KiB of headers."),
     })
 }
 
-fn with_paging(mut parameters: Vec<Value>) -> Vec<Value> {
+/// Adds the errors any request can meet before it reaches its route: 414
+/// and 431 everywhere, 415 where the operation takes a body.
+fn with_transport_errors(mut paths: Value) -> Value {
+    let Some(items) = paths.as_object_mut() else {
+        return paths;
+    };
+    for item in items.values_mut() {
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for (method, operation) in item.iter_mut() {
+            if !matches!(method.as_str(), "get" | "post" | "patch" | "delete") {
+                continue;
+            }
+            let mut statuses = vec!["414", "431"];
+            if operation.get("requestBody").is_some() {
+                statuses.push("415");
+            }
+            let responses = std::mem::take(&mut operation["responses"]);
+            operation["responses"] = with_errors(responses, &statuses);
+        }
+    }
+    paths
+}
+
+/// Adds the paging parameters; `cursor` is the schema of `before` and `after`
+/// (the id of an item of the listed type).
+fn with_paging(mut parameters: Vec<Value>, cursor: Value) -> Vec<Value> {
     parameters.extend([
         query("limit", "Page size, 1 to 100.", json!({ "type": "integer", "minimum": 1, "maximum": 100, "default": 10 })),
         query(
@@ -853,8 +893,8 @@ fn with_paging(mut parameters: Vec<Value>) -> Vec<Value> {
             "`asc`, `desc` or `normal` (the same as `desc`).",
             json!({ "type": "string", "enum": ["asc", "desc", "normal"], "default": "desc" }),
         ),
-        query("after", "Cursor from `list_metadata.after`: the next page in the requested order. Wins over `before`.", string()),
-        query("before", "Cursor from `list_metadata.before`: the previous page.", string()),
+        query("after", "Cursor from `list_metadata.after`: the next page in the requested order. Wins over `before`. Anything but a cursor of this list is a 422 with code `invalid_cursor`.", cursor.clone()),
+        query("before", "Cursor from `list_metadata.before`: the previous page. Anything but a cursor of this list is a 422 with code `invalid_cursor`.", cursor),
     ]);
     parameters
 }
@@ -924,6 +964,15 @@ fn id_schema(prefix: &str) -> Value {
         "type": "string",
         "pattern": format!("^{prefix}[0-7][0-9A-HJKMNP-TV-Z]{{25}}$"),
         "description": format!("An id starting with `{prefix}`."),
+    })
+}
+
+/// A delivery attempt cursor: a storage position with no fixed shape.
+fn attempt_cursor() -> Value {
+    json!({
+        "type": "string",
+        "pattern": "^[A-Za-z0-9_.:#-]{1,256}$",
+        "description": "An opaque cursor from `list_metadata` of this list.",
     })
 }
 

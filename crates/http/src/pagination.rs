@@ -10,11 +10,69 @@ use crate::params::Params;
 pub const DEFAULT_LIMIT: usize = 10;
 pub const MAX_LIMIT: usize = 100;
 
+/// What a list's `before` and `after` cursors must look like: the id of an
+/// item of the listed type, as `list_metadata` hands it out.
+#[derive(Clone, Copy)]
+pub struct Cursor {
+    /// What the listed items are, for the error message.
+    pub what: &'static str,
+    /// The id prefix, for the error message.
+    pub prefix: &'static str,
+    pub valid: fn(&str) -> bool,
+}
+
+impl Cursor {
+    /// Delivery attempts have no id of their own; their cursor is a storage
+    /// position (a row number locally), so only its length and characters
+    /// are checked (no `/`, space or control character).
+    pub const ATTEMPT: Cursor = Cursor {
+        what: "delivery attempt",
+        prefix: "",
+        valid: |text| {
+            (1..=256).contains(&text.len())
+                && text
+                    .bytes()
+                    .all(|byte| byte.is_ascii_alphanumeric() || b"_-.:#".contains(&byte))
+        },
+    };
+
+    fn check(&self, field: &str, text: &str) -> Result<(), FieldError> {
+        if (self.valid)(text) {
+            return Ok(());
+        }
+        let shape = if self.prefix.is_empty() {
+            String::new()
+        } else {
+            format!(" (ids start with `{}`)", self.prefix)
+        };
+        Err(FieldError::new(
+            field,
+            "invalid_cursor",
+            format!(
+                "`{field}` is not a {} cursor{shape}; pass back list_metadata.{field} unchanged",
+                self.what
+            ),
+        ))
+    }
+}
+
 /// Reads the paging parameters. `order=normal` (Python SDK) means descending.
 /// `before` and `after` may come together (the Node auto-pager keeps a
-/// caller's `before`), and then `after` wins.
-pub fn page_request(params: &Params, default_order: Order) -> ApiResult<PageRequest> {
+/// caller's `before`), and then `after` wins; both must be valid cursors of
+/// the listed type, else the request is a 422 naming the parameter.
+pub fn page_request(
+    params: &Params,
+    default_order: Order,
+    cursor: Cursor,
+) -> ApiResult<PageRequest> {
     let mut errors = Vec::new();
+    for field in ["after", "before"] {
+        if let Some(text) = params.get(field) {
+            if let Err(error) = cursor.check(field, text) {
+                errors.push(error);
+            }
+        }
+    }
 
     let limit = match limit(params) {
         Ok(limit) => limit,
@@ -147,11 +205,36 @@ mod tests {
         assert_eq!(order(&Params::parse(""), Order::Asc), Ok(Order::Asc));
     }
 
+    const LETTER: Cursor = Cursor {
+        what: "letter",
+        prefix: "l_",
+        valid: |text| text.starts_with("l_"),
+    };
+
     #[test]
     fn after_wins_over_before() {
-        let page = page_request(&Params::parse("before=b&after=a"), Order::Desc).unwrap();
-        assert_eq!(page.after.as_deref(), Some("a"));
+        let page =
+            page_request(&Params::parse("before=l_b&after=l_a"), Order::Desc, LETTER).unwrap();
+        assert_eq!(page.after.as_deref(), Some("l_a"));
         assert_eq!(page.before, None);
+    }
+
+    #[test]
+    fn bad_cursors_are_named() {
+        let error =
+            page_request(&Params::parse("before=../x&after=zz"), Order::Desc, LETTER).unwrap_err();
+        let fields: Vec<(&str, &str)> = error
+            .errors
+            .iter()
+            .map(|e| (e.field.as_str(), e.code.as_str()))
+            .collect();
+        assert_eq!(
+            fields,
+            vec![("after", "invalid_cursor"), ("before", "invalid_cursor")]
+        );
+        assert!((Cursor::ATTEMPT.valid)("12345"));
+        assert!(!(Cursor::ATTEMPT.valid)("../../etc"));
+        assert!(!(Cursor::ATTEMPT.valid)("a b"));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::directories::load_directory;
 use crate::error::{ApiError, ApiResult};
-use crate::pagination::{list_json, page_request};
+use crate::pagination::{list_json, page_request, Cursor};
 use crate::params::Params;
 use crate::AppState;
 
@@ -28,7 +28,15 @@ pub async fn list(
     Path(id): Path<String>,
     params: Params,
 ) -> ApiResult<Json<Value>> {
-    let page = page_request(&params, Order::Desc)?;
+    let page = page_request(
+        &params,
+        Order::Desc,
+        Cursor {
+            what: "sync",
+            prefix: SyncId::PREFIX,
+            valid: |text| SyncId::parse(text).is_some(),
+        },
+    )?;
     let directory = load_directory(&state, &id).await?;
     let syncs = state
         .services

@@ -8,7 +8,7 @@ use dsync_core::wire::{self, Owner};
 use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult, FieldError};
-use crate::pagination::{list_json, page_request, MAX_LIMIT};
+use crate::pagination::{list_json, page_request, Cursor, MAX_LIMIT};
 use crate::params::Params;
 use crate::AppState;
 
@@ -22,7 +22,15 @@ pub fn user_json(user: &UserWithGroups) -> Value {
 /// `GET /directory_users`: exactly one of `directory` or `group`; `idp_id`
 /// and `email` narrow the result further.
 pub async fn list(State(state): State<AppState>, params: Params) -> ApiResult<Json<Value>> {
-    let page = page_request(&params, Order::Desc)?;
+    let page = page_request(
+        &params,
+        Order::Desc,
+        Cursor {
+            what: "directory user",
+            prefix: UserId::PREFIX,
+            valid: |text| UserId::parse(text).is_some(),
+        },
+    )?;
     let directory = params.id("directory", DirectoryId::parse, DirectoryId::PREFIX)?;
     let group = params.id("group", GroupId::parse, GroupId::PREFIX)?;
     let filter = match (directory, group) {
@@ -158,7 +166,7 @@ fn page_in_memory<T>(
 fn unknown_cursor(field: &str) -> ApiError {
     ApiError::invalid_parameters(vec![FieldError::new(
         field,
-        "invalid",
+        "invalid_cursor",
         format!("`{field}` must be the id of a user in this result; pass back list_metadata.{field} unchanged"),
     )])
 }

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 use crate::body::JsonObject;
 use crate::error::{ApiError, ApiResult};
-use crate::pagination::{list_json, page_request};
+use crate::pagination::{list_json, page_request, Cursor};
 use crate::params::Params;
 use crate::AppState;
 
@@ -56,7 +56,7 @@ pub async fn create(State(state): State<AppState>, body: Bytes) -> ApiResult<Res
     let events = body.optional_string_list("events").unwrap_or_default();
     let status = body.optional_string("status");
 
-    check_url(&mut body, endpoint_url.as_deref());
+    check_url(&state, &mut body, endpoint_url.as_deref());
     check_events(&mut body, &events);
     let status = parse_status(&mut body, status.as_deref()).unwrap_or(WebhookStatus::Enabled);
     body.finish()?;
@@ -77,7 +77,15 @@ pub async fn create(State(state): State<AppState>, body: Bytes) -> ApiResult<Res
 
 /// `GET /webhook_endpoints`, newest first by default.
 pub async fn list(State(state): State<AppState>, params: Params) -> ApiResult<Json<Value>> {
-    let page = page_request(&params, Order::Desc)?;
+    let page = page_request(
+        &params,
+        Order::Desc,
+        Cursor {
+            what: "webhook endpoint",
+            prefix: WebhookEndpointId::PREFIX,
+            valid: |text| WebhookEndpointId::parse(text).is_some(),
+        },
+    )?;
     let endpoints = state.services.store.list_endpoints(&page).await?;
     Ok(Json(list_json(&endpoints, endpoint_json)))
 }
@@ -97,7 +105,7 @@ pub async fn update(
     let status = body.optional_string("status");
 
     if endpoint_url.is_some() {
-        check_url(&mut body, endpoint_url.as_deref());
+        check_url(&state, &mut body, endpoint_url.as_deref());
     }
     if let Some(events) = &events {
         check_events(&mut body, events);
@@ -137,7 +145,7 @@ pub async fn attempts(
     Path(id): Path<String>,
     params: Params,
 ) -> ApiResult<Json<Value>> {
-    let page = page_request(&params, Order::Desc)?;
+    let page = page_request(&params, Order::Desc, Cursor::ATTEMPT)?;
     let endpoint = load_endpoint(&state, &id).await?;
     let attempts = state
         .services
@@ -169,17 +177,13 @@ fn generate_secret() -> String {
     webhook::secret_from_bytes(&bytes)
 }
 
-fn check_url(body: &mut JsonObject, endpoint_url: Option<&str>) {
+fn check_url(state: &AppState, body: &mut JsonObject, endpoint_url: Option<&str>) {
     let Some(text) = endpoint_url else {
         return;
     };
-    match url::Url::parse(text) {
-        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
-        _ => body.reject(
-            "endpoint_url",
-            "invalid",
-            format!("`{text}` is not an absolute http or https URL"),
-        ),
+    let allow_private = state.config.allow_private_webhook_urls;
+    if let Err(refusal) = crate::target::check_endpoint_url(text, allow_private) {
+        body.reject("endpoint_url", refusal.code, refusal.message);
     }
 }
 

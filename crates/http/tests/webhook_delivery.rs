@@ -88,6 +88,7 @@ fn options(retry_delay: fn(u32) -> Option<Duration>) -> WorkerOptions {
         request_timeout: Duration::from_secs(2),
         max_concurrent_endpoints: 4,
         retry_delay,
+        allow_private_targets: true,
     }
 }
 
@@ -108,9 +109,19 @@ fn start_worker_with(
     oneshot::Sender<()>,
     tokio::task::JoinHandle<anyhow::Result<()>>,
 ) {
+    start_worker_with_options(server, options(retry_delay))
+}
+
+fn start_worker_with_options(
+    server: &TestServer,
+    options: WorkerOptions,
+) -> (
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
     let (stop, stopped) = oneshot::channel::<()>();
     let path = database_path(server.data_dir.path());
-    let task = tokio::spawn(run_with_options(path, options(retry_delay), async move {
+    let task = tokio::spawn(run_with_options(path, options, async move {
         let _ = stopped.await;
     }));
     (stop, task)
@@ -334,4 +345,83 @@ async fn rejected_event_does_not_block_others() {
 
     let received = inbox.lock().unwrap().len();
     assert_eq!(received, expected.len() + 2);
+}
+
+/// Registers an endpoint receiving every event and returns its id.
+async fn register(server: &TestServer, url: &str) -> String {
+    let (status, endpoint) = server
+        .post(
+            "/webhook_endpoints",
+            json!({ "endpoint_url": url, "events": [] }),
+        )
+        .await;
+    assert_eq!(status, 201, "{url}: {endpoint}");
+    endpoint["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn sender_rechecks_targets_when_private_ones_are_not_allowed() {
+    // The API accepted the URLs (say, while the name still pointed at a
+    // public address); the sender, run without private targets, must refuse
+    // them at send time all the same.
+    let server = TestServer::start().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (inbox, _receiver) = start_receiver(listener).await;
+
+    let by_name = register(&server, &format!("http://localhost:{port}/hook")).await;
+    let by_address = register(&server, &format!("http://127.0.0.1:{port}/hook")).await;
+    server.linked_directory("org_refused", "Refused").await;
+
+    let mut options = options(three_attempts);
+    options.allow_private_targets = false;
+    let (stop, worker) = start_worker_with_options(&server, options);
+    for endpoint_id in [&by_name, &by_address] {
+        let path = format!("/webhook_endpoints/{endpoint_id}/attempts?limit=100");
+        let attempts = wait_for("three refused attempts", || async {
+            let (_, page) = server.get(&path).await;
+            let attempts = page["data"].as_array().cloned().unwrap_or_default();
+            (attempts.len() >= 3).then_some(attempts)
+        })
+        .await;
+        for attempt in attempts {
+            assert_eq!(attempt["succeeded"], false, "{attempt}");
+            assert_eq!(attempt["status_code"], Value::Null, "{attempt}");
+            let error = attempt["error"].as_str().unwrap();
+            assert!(error.starts_with("refused: "), "{error}");
+            assert!(error.contains("loopback"), "{error}");
+        }
+    }
+    stop.send(()).unwrap();
+    worker.await.unwrap().unwrap();
+    assert_eq!(
+        inbox.lock().unwrap().len(),
+        0,
+        "nothing reached the receiver"
+    );
+}
+
+#[tokio::test]
+async fn sender_delivers_to_a_resolved_private_name_when_allowed() {
+    let server = TestServer::start().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (inbox, _receiver) = start_receiver(listener).await;
+
+    let endpoint_id = register(&server, &format!("http://localhost:{port}/hook")).await;
+    server.linked_directory("org_named", "Named").await;
+
+    let (stop, worker) = start_worker(&server);
+    let path = format!("/webhook_endpoints/{endpoint_id}/attempts?limit=100");
+    let attempt = wait_for("a successful attempt", || async {
+        let (_, page) = server.get(&path).await;
+        page["data"]
+            .as_array()
+            .and_then(|attempts| attempts.iter().find(|a| a["succeeded"] == true).cloned())
+    })
+    .await;
+    stop.send(()).unwrap();
+    worker.await.unwrap().unwrap();
+    assert_eq!(attempt["status_code"], 200);
+    assert_eq!(inbox.lock().unwrap().len(), 1);
 }

@@ -17,9 +17,20 @@
 //! later events do not overtake it. A receiver that answers with another
 //! status (a 4xx) is up but rejected that one event; the next events go on,
 //! and the rejected one is retried on its own schedule.
+//!
+//! Before connecting, the sender checks where the URL leads: it resolves the
+//! host itself and refuses link-local, cloud metadata, unspecified and
+//! multicast addresses always, and loopback and private ranges unless
+//! [`WorkerOptions::allow_private_targets`] is set. The connection goes to the
+//! addresses it checked, so a DNS answer that changes after the endpoint was
+//! registered cannot redirect deliveries into the server's own network. A
+//! refusal is recorded as a failed attempt whose error starts with
+//! `refused:`. The client ignores proxy settings, which would otherwise
+//! resolve the host where this check cannot see it.
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -43,6 +54,11 @@ pub struct WorkerOptions {
     /// The wait after failed attempt number `n` (1 is the first send), or
     /// `None` to give up and mark the delivery failed.
     pub retry_delay: fn(u32) -> Option<Duration>,
+    /// Whether deliveries may go to loopback and private addresses
+    /// (`127.0.0.0/8`, `10.0.0.0/8`, `172.16.0.0/12`, `192.168.0.0/16`,
+    /// `100.64.0.0/10`, `::1`, `fc00::/7`). Off by default; link-local,
+    /// metadata, unspecified and multicast addresses are refused either way.
+    pub allow_private_targets: bool,
 }
 
 impl Default for WorkerOptions {
@@ -52,6 +68,7 @@ impl Default for WorkerOptions {
             request_timeout: Duration::from_secs(10),
             max_concurrent_endpoints: 32,
             retry_delay: webhook::retry_delay,
+            allow_private_targets: false,
         }
     }
 }
@@ -78,6 +95,10 @@ pub async fn run_with_options(
         // A redirect is a failed delivery: the signature covers one URL's
         // body, and following it would send events somewhere unregistered.
         .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .dns_resolver(Arc::new(CheckedResolver {
+            allow_private: options.allow_private_targets,
+        }))
         .user_agent(concat!("dsync-webhooks/", env!("CARGO_PKG_VERSION")))
         .build()
         .context("cannot build the HTTP client for webhook delivery")?;
@@ -197,6 +218,14 @@ impl Worker {
     }
 
     async fn send(&self, url: &str, secret: &str, body: &str) -> Outcome {
+        // A host written as an IP address is never resolved, so it is
+        // checked here; names are checked by the resolver.
+        if let Err(refused) = check_url_host(url, self.options.allow_private_targets) {
+            return Outcome::Unreachable {
+                status: None,
+                error: refused.to_string(),
+            };
+        }
         // Signed at send time: receivers reject timestamps over 3 minutes old.
         let signature =
             webhook::signature_header(secret, Timestamp::now().millis(), body.as_bytes());
@@ -295,8 +324,16 @@ impl Worker {
 }
 
 /// A reqwest error with its cause chain, which names the real problem
-/// (connection refused, DNS failure) that the top-level message hides.
+/// (connection refused, DNS failure) that the top-level message hides. A
+/// refusal by [`CheckedResolver`] is reported alone.
 fn describe_request_error(error: &reqwest::Error) -> String {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(refused) = cause.downcast_ref::<TargetRefused>() {
+            return refused.to_string();
+        }
+        source = cause.source();
+    }
     let mut text = if error.is_timeout() {
         "request timed out".to_owned()
     } else if error.is_connect() {
@@ -311,6 +348,158 @@ fn describe_request_error(error: &reqwest::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// A webhook target this server must not connect to.
+#[derive(Debug)]
+struct TargetRefused(String);
+
+impl std::fmt::Display for TargetRefused {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "refused: {}", self.0)
+    }
+}
+
+impl std::error::Error for TargetRefused {}
+
+/// Host names of cloud metadata services, refused before any lookup.
+const METADATA_HOSTS: &[&str] = &[
+    "metadata",
+    "metadata.google.internal",
+    "metadata.goog",
+    "metadata.azure.com",
+    "instance-data",
+    "instance-data.ec2.internal",
+];
+
+/// Checks the host of a URL that is an IP address or a metadata host name.
+fn check_url_host(url: &str, allow_private: bool) -> Result<(), TargetRefused> {
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|error| TargetRefused(format!("the endpoint URL cannot be parsed: {error}")))?;
+    let Some(host) = parsed.host_str() else {
+        return Err(TargetRefused("the endpoint URL has no host".to_owned()));
+    };
+    // The URL parser writes IP hosts in canonical form, IPv6 in brackets.
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return check_address(None, ip, allow_private);
+    }
+    let name = host.trim_end_matches('.').to_ascii_lowercase();
+    if METADATA_HOSTS.contains(&name.as_str()) {
+        return Err(TargetRefused(format!(
+            "{name} is a cloud metadata service host"
+        )));
+    }
+    Ok(())
+}
+
+fn check_address(name: Option<&str>, ip: IpAddr, allow_private: bool) -> Result<(), TargetRefused> {
+    let place = match name {
+        Some(name) => format!("{name} resolves to {ip}, which"),
+        None => ip.to_string(),
+    };
+    match classify(ip) {
+        Target::Public => Ok(()),
+        Target::Private(_) if allow_private => Ok(()),
+        Target::Private(kind) => Err(TargetRefused(format!(
+            "{place} is a {kind} address and private webhook targets are not allowed"
+        ))),
+        Target::Forbidden(kind) => Err(TargetRefused(format!(
+            "{place} is a {kind} address, which never receives webhooks"
+        ))),
+    }
+}
+
+/// Resolves webhook hosts and refuses the lookup when any address it finds
+/// is not an allowed target, so the connection only goes to checked addresses.
+struct CheckedResolver {
+    allow_private: bool,
+}
+
+impl reqwest::dns::Resolve for CheckedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let allow_private = self.allow_private;
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let lowered = host.trim_end_matches('.').to_ascii_lowercase();
+            if METADATA_HOSTS.contains(&lowered.as_str()) {
+                return Err(
+                    TargetRefused(format!("{lowered} is a cloud metadata service host")).into(),
+                );
+            }
+            let addresses: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            for address in &addresses {
+                check_address(Some(&host), address.ip(), allow_private)?;
+            }
+            let addresses: reqwest::dns::Addrs = Box::new(addresses.into_iter());
+            Ok(addresses)
+        })
+    }
+}
+
+/// Where an address points.
+enum Target {
+    Public,
+    /// Loopback or a private range.
+    Private(&'static str),
+    /// Never a webhook target.
+    Forbidden(&'static str),
+}
+
+/// Classifies an address; IPv4 inside IPv6 (`::ffff:a.b.c.d`, NAT64
+/// `64:ff9b::a.b.c.d`) counts as the IPv4 address it carries. Kept in step
+/// with the API's check of registered URLs (dsync-http `target.rs`).
+fn classify(ip: IpAddr) -> Target {
+    match ip {
+        IpAddr::V4(ip) => classify_v4(ip),
+        IpAddr::V6(ip) => {
+            let segments = ip.segments();
+            if let Some(v4) = ip.to_ipv4_mapped() {
+                return classify_v4(v4);
+            }
+            if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                let [.., a, b, c, d] = ip.octets();
+                return classify_v4(Ipv4Addr::new(a, b, c, d));
+            }
+            if ip == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254) {
+                Target::Forbidden("cloud metadata")
+            } else if ip.is_unspecified() {
+                Target::Forbidden("unspecified")
+            } else if segments[0] & 0xffc0 == 0xfe80 {
+                Target::Forbidden("link-local")
+            } else if ip.is_multicast() {
+                Target::Forbidden("multicast")
+            } else if ip.is_loopback() {
+                Target::Private("loopback")
+            } else if segments[0] & 0xfe00 == 0xfc00 {
+                Target::Private("unique local (private)")
+            } else {
+                Target::Public
+            }
+        }
+    }
+}
+
+fn classify_v4(ip: Ipv4Addr) -> Target {
+    let [a, b, _, _] = ip.octets();
+    if ip == Ipv4Addr::new(100, 100, 100, 200) {
+        Target::Forbidden("cloud metadata")
+    } else if a == 169 && b == 254 {
+        Target::Forbidden("link-local")
+    } else if a == 0 {
+        Target::Forbidden("unspecified")
+    } else if ip.is_multicast() || ip.is_broadcast() || a >= 240 {
+        Target::Forbidden("multicast, broadcast or reserved")
+    } else if a == 127 {
+        Target::Private("loopback")
+    } else if a == 10 || (a == 172 && (16..32).contains(&b)) || (a == 192 && b == 168) {
+        Target::Private("private")
+    } else if a == 100 && (64..128).contains(&b) {
+        Target::Private("shared (carrier-grade NAT)")
+    } else {
+        Target::Public
+    }
 }
 
 fn millis(duration: Duration) -> i64 {
@@ -495,5 +684,26 @@ impl Database {
             Ok(())
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod target_tests {
+    use super::*;
+
+    #[test]
+    fn literal_hosts_are_checked() {
+        assert!(check_url_host("http://169.254.169.254/latest/meta-data", true).is_err());
+        assert!(check_url_host("http://[fe80::1]:8080/", true).is_err());
+        assert!(check_url_host("http://[::ffff:169.254.169.254]/", true).is_err());
+        assert!(check_url_host("http://metadata.google.internal/", true).is_err());
+        assert!(check_url_host("http://127.0.0.1:9000/hook", false).is_err());
+        assert!(check_url_host("http://[::1]:9000/hook", false).is_err());
+        assert!(check_url_host("http://127.0.0.1:9000/hook", true).is_ok());
+        assert!(check_url_host("https://hooks.example.com/", false).is_ok());
+        let error = check_url_host("http://10.0.0.5/", false).unwrap_err();
+        assert!(error
+            .to_string()
+            .starts_with("refused: 10.0.0.5 is a private address"));
     }
 }

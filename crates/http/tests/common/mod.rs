@@ -32,7 +32,14 @@ pub struct TestServer {
 }
 
 impl TestServer {
+    /// Starts a server that accepts webhook URLs on 127.0.0.1, where the
+    /// tests' receivers listen.
     pub async fn start() -> Self {
+        Self::start_with(|config| config.allow_private_webhook_urls = true).await
+    }
+
+    /// Starts a server with the default config changed by `configure`.
+    pub async fn start_with(configure: impl FnOnce(&mut ApiConfig)) -> Self {
         let data_dir = tempfile::tempdir().expect("create temp data dir");
         let store = SqliteStore::open_data_dir(data_dir.path()).expect("open store");
         let files = LocalFiles::new(data_dir.path());
@@ -55,7 +62,9 @@ impl TestServer {
             .await
             .expect("store API key");
 
-        let app = router(services.clone(), ApiConfig::new(SFTP_HOST, SFTP_PORT));
+        let mut config = ApiConfig::new(SFTP_HOST, SFTP_PORT);
+        configure(&mut config);
+        let app = router(services.clone(), config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind API port");
