@@ -53,6 +53,12 @@ fn serve_offboarding_leaves_no_files_or_rows() {
         .join("sftp")
         .join(&directory.username)
         .exists());
+    assert!(!server
+        .data_dir()
+        .join("sftp")
+        .join(".staging")
+        .join(&directory.username)
+        .exists());
 
     // No row of the directory is left in any table but the event log.
     let database = rusqlite::Connection::open(server.data_dir().join("dsync.sqlite3")).unwrap();
@@ -153,26 +159,33 @@ fn serve_killed_client_upload_is_never_processed() {
         .spawn()
         .unwrap();
 
-    // Kill sftp and its ssh child (the whole process group) once part of the file arrived.
-    let remote = server
+    // Kill sftp and its ssh child (the whole process group) once part of the
+    // file arrived in the server's staging folder.
+    let staging = server
         .data_dir()
         .join("sftp")
-        .join(&directory.username)
-        .join("users.csv");
+        .join(".staging")
+        .join(&directory.username);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let size = std::fs::metadata(&remote)
-            .map(|metadata| metadata.len())
+        let staged: u64 = std::fs::read_dir(&staging)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .filter_map(|entry| entry.metadata().ok())
+                    .map(|metadata| metadata.len())
+                    .sum()
+            })
             .unwrap_or(0);
-        if size > 0 && size < full_size {
+        if staged > 0 && staged < full_size {
             break;
         }
         assert!(
-            size < full_size,
+            client.try_wait().unwrap().is_none(),
             "the upload finished before the client could be killed; use a larger file"
         );
         assert!(Instant::now() < deadline, "the upload never started");
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(2));
     }
     let group = format!("-{}", client.id());
     let _ = Command::new("kill").args(["-KILL", "--", &group]).status();

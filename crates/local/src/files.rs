@@ -19,6 +19,9 @@ use dsync_core::time::Timestamp;
 /// The folder that receives dsync's own reports inside each upload folder.
 pub const RESULTS_FOLDER: &str = "results";
 
+/// The SFTP server's staging folder inside the SFTP root (see `crate::sftp`).
+const STAGING_FOLDER: &str = ".staging";
+
 /// Folders deeper than this below an upload folder are not listed.
 const MAX_LISTING_DEPTH: usize = 8;
 
@@ -220,10 +223,21 @@ impl FileStore for LocalFiles {
 
     async fn delete_all(&self, directory: &Directory) -> StoreResult<()> {
         let folder = self.folder(directory)?;
-        tokio::task::spawn_blocking(move || match fs::remove_dir_all(&folder) {
-            Ok(()) => Ok(()),
-            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(error) => Err(io_error("delete", &folder, error)),
+        // The SFTP server writes uploads in progress to a staging folder
+        // beside the upload folders; an interrupted one may have left a file there.
+        let staging = self
+            .sftp_root
+            .join(STAGING_FOLDER)
+            .join(&directory.sftp_username);
+        tokio::task::spawn_blocking(move || {
+            for path in [&folder, &staging] {
+                match fs::remove_dir_all(path) {
+                    Ok(()) => {}
+                    Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                    Err(error) => return Err(io_error("delete", path, error)),
+                }
+            }
+            Ok(())
         })
         .await
         .map_err(|error| StoreError::Backend(format!("delete task failed: {error}")))?
