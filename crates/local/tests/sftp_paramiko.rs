@@ -257,7 +257,8 @@ for name in names:
                     lambda: sftp.mkdir(name),
                     lambda: sftp.rename("plain.csv", name),
                     lambda: sftp.remove(name),
-                    lambda: sftp.stat(name)]:
+                    lambda: sftp.stat(name),
+                    lambda: sftp.normalize(name)]:
         try:
             attempt()
             results.append("allowed")
@@ -272,12 +273,12 @@ print(json.dumps(results))
 
     assert!(ok, "{output}");
     let results: Vec<String> = serde_json::from_str(output.trim()).unwrap();
-    assert_eq!(results.len(), 35, "{output}");
+    assert_eq!(results.len(), 42, "{output}");
     for result in &results {
         assert!(result.contains("invalid file name"), "{output}");
     }
     assert!(results[0].contains("U+000A"), "{output}");
-    assert!(results[25].contains("U+202E"), "{output}");
+    assert!(results[30].contains("U+202E"), "{output}");
     let names: Vec<String> = std::fs::read_dir(server.jail("acme"))
         .unwrap()
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())

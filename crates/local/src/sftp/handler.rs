@@ -831,8 +831,13 @@ impl russh_sftp::server::Handler for SftpHandler {
     }
 
     async fn realpath(&mut self, id: u32, path: String) -> Result<Name, Self::Error> {
-        let normalized = Jail::normalize(&path)
-            .map_err(|error| StatusCode::BadMessage.with_message(error.to_string()))?;
+        let normalized = Jail::normalize(&path).map_err(|error| {
+            let code = match error {
+                JailError::ForbiddenCharacter(_) => StatusCode::PermissionDenied,
+                _ => StatusCode::BadMessage,
+            };
+            code.with_message(error.to_string())
+        })?;
         Ok(Name {
             id,
             files: vec![File::dummy(normalized)],
