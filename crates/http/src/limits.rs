@@ -2,11 +2,11 @@
 //! line and headers, and the media type of request bodies. Each refusal is a
 //! JSON `{message, code}` like every other error.
 //!
-//! NOTE: hyper itself answers 414 (request target over 65,534 bytes) and 431
-//! (over 100 headers, or a header block over about 400 KiB) with an empty
+//! NOTE: hyper 1.x itself returns 414 (request target over 65,534 bytes) and 431
+//! (over 100 headers, or a read buffer over 417,792 bytes) with an empty
 //! body before the router sees the request; `axum::serve` offers no way to
 //! raise those limits. The limits here are well below hyper's, so every
-//! request a client can reasonably send is refused by this layer with a JSON
+//! request under hyper's limits is rejected by this layer with a JSON
 //! body, and only grossly oversized ones get hyper's bare status line.
 
 use axum::body::{Body, Bytes};
@@ -27,7 +27,7 @@ pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 /// the same as axum's default body limit, which the handlers apply.
 const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 
-/// Refuses a too long request target (414) or too large header block (431).
+/// Rejects a too long request target (414) or too large header block (431).
 pub async fn check_sizes(request: Request, next: Next) -> Response {
     let target = request
         .uri()
@@ -61,7 +61,7 @@ pub async fn check_sizes(request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
-/// Refuses a non-empty body that is not declared as JSON (415). An empty
+/// Rejects a non-empty body that is not declared as JSON (415). An empty
 /// body passes with any Content-Type or none, because SDKs send POSTs
 /// without an entity (`/sync`, `/approve`) as an empty body, some with
 /// `Content-Type: application/json` and some without.
@@ -116,7 +116,7 @@ pub async fn require_json_body(request: Request, next: Next) -> Response {
         .await
 }
 
-/// Whether Content-Type is `application/json`, optionally with a UTF-8
+/// Checks that Content-Type is `application/json`, optionally with a UTF-8
 /// charset parameter (JSON has no other encoding).
 fn is_json(headers: &HeaderMap) -> bool {
     let Some(value) = headers

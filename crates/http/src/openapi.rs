@@ -99,7 +99,7 @@ fn paths() -> Value {
                     query("organization_id", "Only directories of this organization.", string()),
                     query("search", "Case-insensitive part of the directory name.", string()),
                     query("domain", "Accepted for SDK compatibility and ignored: local directories have no domains.", string()),
-                ], id_schema("directory_")),
+                ], cursor_schema("directory_")),
                 "responses": list_responses("Directory"),
             },
             "post": {
@@ -240,7 +240,7 @@ fn paths() -> Value {
                 "summary": "List the directory's sync reports, newest first by default.",
                 "tags": ["syncs"],
                 "x-dsync-extension": true,
-                "parameters": with_paging(vec![], id_schema("sync_")),
+                "parameters": with_paging(vec![], cursor_schema("sync_")),
                 "responses": with_errors(list_ok("SyncRecord"), &["401", "404", "422"]),
             },
         }),
@@ -299,7 +299,7 @@ fn paths() -> Value {
                     query("group", "A directory group id.", id_schema("directory_group_")),
                     query("idp_id", "Only the user with this HR `user_id` (exact, leading zeros count).", string()),
                     query("email", "Only users with this primary email (ASCII case ignored).", string()),
-                ], id_schema("directory_user_")),
+                ], cursor_schema("directory_user_")),
                 "responses": list_responses("DirectoryUser"),
             },
         }),
@@ -329,7 +329,7 @@ fn paths() -> Value {
                 "parameters": with_paging(vec![
                     query("directory", "A directory id.", id_schema("directory_")),
                     query("user", "A directory user id.", id_schema("directory_user_")),
-                ], id_schema("directory_group_")),
+                ], cursor_schema("directory_group_")),
                 "responses": list_responses("DirectoryGroup"),
             },
         }),
@@ -392,7 +392,7 @@ fn paths() -> Value {
                 "operationId": "listWebhookEndpoints",
                 "summary": "List webhook endpoints, newest first by default. Each item includes its signing secret.",
                 "tags": ["webhooks"],
-                "parameters": with_paging(vec![], id_schema("we_")),
+                "parameters": with_paging(vec![], cursor_schema("we_")),
                 "responses": list_responses("WebhookEndpoint"),
             },
             "post": {
@@ -967,12 +967,23 @@ fn id_schema(prefix: &str) -> Value {
     })
 }
 
-/// A delivery attempt cursor: a storage position with no fixed shape.
+/// Describes a list cursor: the id of an item of the listed type. An empty
+/// value counts as no cursor.
+fn cursor_schema(prefix: &str) -> Value {
+    json!({
+        "type": "string",
+        "pattern": format!("^({prefix}[0-7][0-9A-HJKMNP-TV-Z]{{25}})?$"),
+        "description": format!("An id starting with `{prefix}`; empty means no cursor."),
+    })
+}
+
+/// Describes a delivery attempt cursor: a storage position with no fixed
+/// shape. An empty value counts as no cursor.
 fn attempt_cursor() -> Value {
     json!({
         "type": "string",
-        "pattern": "^[A-Za-z0-9_.:#-]{1,256}$",
-        "description": "An opaque cursor from `list_metadata` of this list.",
+        "pattern": "^[A-Za-z0-9_.:#-]{0,256}$",
+        "description": "An opaque cursor from `list_metadata` of this list; empty means no cursor.",
     })
 }
 

@@ -1,4 +1,4 @@
-//! Which webhook URLs may be registered.
+//! The check of webhook endpoint URLs before they are stored.
 //!
 //! A webhook URL makes the server send requests to an address a client chose,
 //! so an unchecked URL lets any API key holder reach the server's own network
@@ -11,7 +11,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-/// Host names of cloud metadata services, refused whatever the config says.
+/// Host names of cloud metadata services, rejected whatever the config allows.
 const METADATA_HOSTS: &[&str] = &[
     "metadata",
     "metadata.google.internal",
@@ -21,7 +21,7 @@ const METADATA_HOSTS: &[&str] = &[
     "instance-data.ec2.internal",
 ];
 
-/// Why a URL was refused: the 422 `code` and a message with the fix.
+/// The reason a URL was rejected: the 422 `code` and a message with the fix.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Refusal {
     pub code: &'static str,
@@ -93,11 +93,11 @@ fn check_ip(ip: IpAddr, allow_private: bool, private_hint: &str) -> Result<(), R
     }
 }
 
-/// Where an address points.
+/// The kind of target an address is.
 #[derive(Debug, PartialEq, Eq)]
 pub enum AddressClass {
     Public,
-    /// Loopback or a private range: allowed only when the config says so.
+    /// Loopback or a private range, allowed only when the config allows private targets.
     Private(&'static str),
     /// Never a webhook target.
     Forbidden(&'static str),

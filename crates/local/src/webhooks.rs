@@ -438,7 +438,7 @@ impl reqwest::dns::Resolve for CheckedResolver {
     }
 }
 
-/// Where an address points.
+/// The kind of target an address is.
 enum Target {
     Public,
     /// Loopback or a private range.
