@@ -325,7 +325,12 @@ impl Services {
         record.warnings = snapshot.warnings;
         record.counts = plan.counts.clone();
         record.counts.skipped_rows = snapshot.skipped_rows;
-        record.reason = plan.reason.clone();
+        // The planner's hold reason names the approve command with a
+        // placeholder; the record carries the real id.
+        record.reason = plan
+            .reason
+            .as_ref()
+            .map(|reason| reason.replace("SYNC_ID", sync_id.as_str()));
         record.finished_at = Timestamp::now();
         record.status = match plan.status {
             PlanStatus::Applied => SyncStatus::Applied,
@@ -340,10 +345,41 @@ impl Services {
         }
 
         let report_error = write_report(self, &directory, &record).await;
+        write_superseded_reports(self, &directory, &record).await;
         Ok(ReconcileOutcome::Synced {
             record,
             report_error,
         })
+    }
+}
+
+/// Rewrites the reports of the held syncs that the store marked discarded
+/// ("superseded by sync ID") when `record` was applied or held. Best effort:
+/// the store's records are the source of truth.
+async fn write_superseded_reports(services: &Services, directory: &Directory, record: &SyncRecord) {
+    if !matches!(record.status, SyncStatus::Applied | SyncStatus::Held) {
+        return;
+    }
+    let reason = format!("superseded by sync {}", record.id);
+    let mut page = PageRequest {
+        limit: 100,
+        order: Order::Desc,
+        before: None,
+        after: Some(record.id.to_string()),
+    };
+    loop {
+        let Ok(records) = services.store.list_syncs(&directory.id, &page).await else {
+            return;
+        };
+        for superseded in records.data.iter().filter(|older| {
+            older.status == SyncStatus::Discarded && older.reason.as_deref() == Some(reason.as_str())
+        }) {
+            let _ = write_report(services, directory, superseded).await;
+        }
+        match records.after {
+            Some(after) => page.after = Some(after),
+            None => return,
+        }
     }
 }
 
@@ -360,8 +396,12 @@ async fn require_held(
             id: sync.to_string(),
         })?;
     if record.status != SyncStatus::Held {
+        let why = match (&record.status, &record.reason) {
+            (SyncStatus::Discarded, Some(reason)) => format!(" ({reason})"),
+            _ => String::new(),
+        };
         return Err(ServiceError::Conflict(format!(
-            "sync {sync} is {}; only a held sync can be approved or discarded",
+            "sync {sync} is {}{why}; only a held sync can be approved or discarded",
             record.status.as_str()
         )));
     }
@@ -472,6 +512,7 @@ pub(crate) async fn approve(
     // The record in the store is the source of truth, so a report that cannot
     // be written does not fail the approval.
     let _ = write_report(services, &directory, &record).await;
+    write_superseded_reports(services, &directory, &record).await;
     Ok(record)
 }
 

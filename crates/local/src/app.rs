@@ -153,50 +153,90 @@ impl LocalDeployment {
 struct Slot {
     /// Another reconcile was requested while one ran; run once more after it.
     again: bool,
+    /// When the last upload of the directory completed; the reconcile waits
+    /// until the debounce period has passed since then.
+    last_upload: Option<Instant>,
 }
 
 /// Runs reconciles, one at a time per directory, on background tasks.
 ///
 /// Requests for a directory whose reconcile is running are coalesced into
 /// one follow-up run, which reads the then-newest files. Reconciles of
-/// different directories run in parallel.
+/// different directories run in parallel. After an upload the worker waits
+/// for a quiet period (the debounce) with no further upload to the
+/// directory, so users.csv, groups.csv and user_groups.csv sent one after
+/// another become one sync instead of three partial ones.
 #[derive(Clone)]
 pub struct SyncWorker {
     services: Services,
     running: Arc<Mutex<HashMap<DirectoryId, Slot>>>,
+    debounce: Duration,
 }
 
 impl SyncWorker {
+    /// Default quiet period after an upload before the directory is synced.
+    pub const DEFAULT_DEBOUNCE: Duration = Duration::from_secs(2);
+
+    /// A worker with no debounce; see [`SyncWorker::with_debounce`].
     pub fn new(services: Services) -> Self {
         Self {
             services,
             running: Arc::default(),
+            debounce: Duration::ZERO,
         }
+    }
+
+    /// Sets the quiet period that follows an upload before its reconcile.
+    pub fn with_debounce(mut self, debounce: Duration) -> Self {
+        self.debounce = debounce;
+        self
     }
 
     /// Asks for a reconcile of `directory`. Returns at once.
     pub fn request(&self, directory: DirectoryId) {
+        self.enqueue(directory, false);
+    }
+
+    /// Asks for a reconcile of `directory` after an upload to it completed.
+    /// The reconcile starts once no upload has completed for the debounce
+    /// period. Returns at once.
+    pub fn request_after_upload(&self, directory: DirectoryId) {
+        self.enqueue(directory, true);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<DirectoryId, Slot>> {
+        self.running
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn enqueue(&self, directory: DirectoryId, upload: bool) {
         {
-            let mut running = self
-                .running
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut running = self.lock();
+            let upload_at = upload.then(Instant::now);
             if let Some(slot) = running.get_mut(&directory) {
                 slot.again = true;
+                if upload_at.is_some() {
+                    slot.last_upload = upload_at;
+                }
                 return;
             }
-            running.insert(directory.clone(), Slot::default());
+            running.insert(
+                directory.clone(),
+                Slot {
+                    again: false,
+                    last_upload: upload_at,
+                },
+            );
         }
 
         let worker = self.clone();
         tokio::spawn(async move {
             loop {
+                worker.quiet_period(&directory).await;
                 worker.reconcile_and_log(&directory).await;
 
-                let mut running = worker
-                    .running
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                let mut running = worker.lock();
                 let again = running
                     .get_mut(&directory)
                     .map(|slot| std::mem::take(&mut slot.again));
@@ -206,6 +246,29 @@ impl SyncWorker {
                 }
             }
         });
+    }
+
+    /// Waits until the debounce period has passed since the directory's
+    /// last upload; another upload meanwhile extends the wait.
+    async fn quiet_period(&self, directory: &DirectoryId) {
+        loop {
+            let wake = {
+                let mut running = self.lock();
+                let Some(slot) = running.get_mut(directory) else {
+                    return;
+                };
+                match slot.last_upload.map(|at| at + self.debounce) {
+                    Some(wake) if wake > Instant::now() => wake,
+                    _ => {
+                        // The reconcile about to start reads the newest files,
+                        // so requests made until now need no follow-up run.
+                        slot.again = false;
+                        return;
+                    }
+                }
+            };
+            tokio::time::sleep_until(wake.into()).await;
+        }
     }
 
     /// True while any reconcile runs or waits.
@@ -375,7 +438,7 @@ impl SftpBackend for LocalSftpBackend {
             return;
         }
 
-        self.worker.request(directory.id);
+        self.worker.request_after_upload(directory.id);
     }
 }
 

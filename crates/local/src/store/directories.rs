@@ -1,6 +1,7 @@
 //! The `Directories` port: directory rows and offboarding purge.
 
 use async_trait::async_trait;
+use dsync_core::event::EventKind;
 use dsync_core::ids::DirectoryId;
 use dsync_core::model::{Directory, DirectoryStatus};
 use dsync_core::ports::{Directories, DirectoryFilter, Page, PageRequest, StoreError, StoreResult};
@@ -179,6 +180,21 @@ impl Directories for SqliteStore {
                     [id.as_str()],
                 )
                 .map_err(sql_error)?;
+            // Offboarding removes the directory's events (their payloads hold
+            // names and e-mail addresses) with their webhook deliveries and
+            // attempts. Only dsync.deleted stays: its payload is directory
+            // metadata, and it tells consumers the directory is gone.
+            for sql in [
+                "DELETE FROM webhook_attempts WHERE event_id IN \
+                 (SELECT id FROM events WHERE directory_id = ?1 AND kind <> ?2)",
+                "DELETE FROM webhook_deliveries WHERE event_id IN \
+                 (SELECT id FROM events WHERE directory_id = ?1 AND kind <> ?2)",
+                "DELETE FROM events WHERE directory_id = ?1 AND kind <> ?2",
+            ] {
+                transaction
+                    .execute(sql, params![id.as_str(), EventKind::Deleted.as_str()])
+                    .map_err(sql_error)?;
+            }
             // Explicit deletes rather than relying on ON DELETE CASCADE alone,
             // so a database opened without foreign keys is purged too.
             for table in [
@@ -199,7 +215,14 @@ impl Directories for SqliteStore {
                     .execute(&sql, [id.as_str()])
                     .map_err(sql_error)?;
             }
-            transaction.commit().map_err(sql_error)
+            transaction.commit().map_err(sql_error)?;
+            // Copy the purge into the database file and empty the WAL, so
+            // the deleted rows do not linger in it (secure_delete has zeroed
+            // them in the pages). Busy readers can keep the WAL from being
+            // reset; the next checkpoint finishes the job then.
+            connection
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                .map_err(sql_error)
         })
         .await
     }

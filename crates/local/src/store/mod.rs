@@ -43,8 +43,12 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Opens (and creates when missing) the database of a data dir.
+    ///
+    /// The data dir is made private to its owner (0700) and the database
+    /// files readable by the owner alone (0600), also when they exist with
+    /// wider modes from an older version.
     pub fn open_data_dir(data_dir: &Path) -> StoreResult<Self> {
-        std::fs::create_dir_all(data_dir).map_err(|error| {
+        create_private_dir(data_dir).map_err(|error| {
             StoreError::Backend(format!(
                 "cannot create data dir {}: {error}",
                 data_dir.display()
@@ -55,6 +59,12 @@ impl SqliteStore {
 
     /// Opens (and creates when missing) the database at `path`.
     pub fn open(path: &Path) -> StoreResult<Self> {
+        make_database_private(path).map_err(|error| {
+            StoreError::Backend(format!(
+                "cannot set owner-only permissions on database {}: {error}",
+                path.display()
+            ))
+        })?;
         let connection = Connection::open(path).map_err(|error| {
             StoreError::Backend(format!("cannot open database {}: {error}", path.display()))
         })?;
@@ -100,6 +110,52 @@ impl SqliteStore {
         self.run(move |connection| events::purge_before(connection, cutoff))
             .await
     }
+}
+
+/// Creates `dir` (and its parents) when missing and gives it mode 0700.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::create_dir_all(dir)
+    }
+}
+
+/// Creates the database file with mode 0600 when missing, and narrows the
+/// mode of an existing database and its `-wal` and `-shm` files to 0600.
+/// SQLite creates the `-wal` and `-shm` files with the database's mode.
+fn make_database_private(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)?;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            let file = PathBuf::from(name);
+            match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)) {
+                Ok(()) => {}
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                Err(error) => return Err(error),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 /// Maps a SQLite error to a store error; uniqueness violations become `Conflict`.

@@ -73,8 +73,8 @@ CREATE TABLE IF NOT EXISTS memberships (
 );
 CREATE INDEX IF NOT EXISTS memberships_by_user ON memberships (directory_id, idp_id);
 
--- The event log outlives its directory (offboarding keeps dsync.deleted and
--- what came before), so it has no foreign key.
+-- The event log outlives its directory (offboarding keeps the directory's
+-- dsync.deleted event and deletes the others), so it has no foreign key.
 CREATE TABLE IF NOT EXISTS events (
     id TEXT PRIMARY KEY,
     kind TEXT NOT NULL,
@@ -163,6 +163,9 @@ pub fn prepare(connection: &Connection) -> rusqlite::Result<()> {
     connection.pragma_update(None, "journal_mode", "WAL")?;
     connection.pragma_update(None, "synchronous", "NORMAL")?;
     connection.pragma_update(None, "foreign_keys", "ON")?;
+    // Deleted rows (an offboarded directory's HR data) are overwritten with
+    // zeros instead of staying readable in free pages of the file.
+    connection.pragma_update(None, "secure_delete", "ON")?;
     connection.execute_batch(SCHEMA)?;
     connection.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     Ok(())

@@ -5,7 +5,7 @@ use dsync_core::ids::{DirectoryId, SyncId};
 use dsync_core::model::DirectoryStatus;
 use dsync_core::plan::Plan;
 use dsync_core::ports::{Page, PageRequest, StoreError, StoreResult, Syncs};
-use dsync_core::report::SyncRecord;
+use dsync_core::report::{SyncRecord, SyncStatus};
 use dsync_core::time::Timestamp;
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -24,6 +24,43 @@ fn upsert_record(connection: &Connection, record: &SyncRecord) -> StoreResult<()
             params![record.id.as_str(), record.directory_id.as_str(), record.status.as_str(), json],
         )
         .map_err(sql_error)?;
+    Ok(())
+}
+
+/// Marks the held syncs of `record`'s directory that are older than it
+/// `discarded`, with the reason "superseded by sync ID", when `record` is
+/// applied or held: an older held plan can no longer be approved then.
+/// Runs inside the caller's transaction.
+fn supersede_older_held(connection: &Connection, record: &SyncRecord) -> StoreResult<()> {
+    if !matches!(record.status, SyncStatus::Applied | SyncStatus::Held) {
+        return Ok(());
+    }
+    let older: Vec<String> = {
+        let mut statement = connection
+            .prepare(
+                "SELECT record_json FROM syncs WHERE directory_id = ?1 AND status = ?2 AND id < ?3",
+            )
+            .map_err(sql_error)?;
+        let rows = statement
+            .query_map(
+                params![
+                    record.directory_id.as_str(),
+                    SyncStatus::Held.as_str(),
+                    record.id.as_str()
+                ],
+                |row| row.get(0),
+            )
+            .map_err(sql_error)?;
+        rows.collect::<Result<_, _>>().map_err(sql_error)?
+    };
+    let now = Timestamp::now();
+    for json in older {
+        let mut held = record_from_json(json)?;
+        held.status = SyncStatus::Discarded;
+        held.reason = Some(format!("superseded by sync {}", record.id));
+        held.resolved_at = Some(now);
+        upsert_record(connection, &held)?;
+    }
     Ok(())
 }
 
@@ -75,6 +112,7 @@ fn commit(connection: &mut Connection, plan: &Plan, record: &SyncRecord) -> Stor
         plan.steps.iter().filter_map(|step| step.event.as_ref()),
     )?;
     upsert_record(&transaction, record)?;
+    supersede_older_held(&transaction, record)?;
 
     let committed_at_ms = Timestamp::now().millis().max(record.started_at.millis());
     transaction
@@ -101,8 +139,15 @@ impl Syncs for SqliteStore {
 
     async fn save_sync_record(&self, record: &SyncRecord) -> StoreResult<()> {
         let record = record.clone();
-        self.run(move |connection| upsert_record(connection, &record))
-            .await
+        self.run(move |connection| {
+            let transaction = connection
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(sql_error)?;
+            upsert_record(&transaction, &record)?;
+            supersede_older_held(&transaction, &record)?;
+            transaction.commit().map_err(sql_error)
+        })
+        .await
     }
 
     async fn get_sync(&self, id: &SyncId) -> StoreResult<Option<SyncRecord>> {
