@@ -14,6 +14,10 @@ use serde_json::Value;
 /// The API key every test server is started with (through `DSYNC_API_KEY`).
 pub const API_KEY: &str = "sk_e2e_test_key_0123456789abcdefghijklmnop";
 
+/// The quiet period after an upload before test servers sync (shorter than
+/// the default 2 s, to keep the tests fast).
+pub const SYNC_DEBOUNCE_MS: u64 = 500;
+
 /// How long a test waits for an asynchronous result (a sync after an upload).
 pub const WAIT: Duration = Duration::from_secs(20);
 
@@ -78,17 +82,30 @@ pub struct Server {
 
 impl Server {
     pub fn start() -> Server {
-        Self::start_in(tempfile::tempdir().expect("temp dir"))
+        Self::start_in(tempfile::tempdir().expect("temp dir"), API_KEY)
     }
 
     /// Stops the server with SIGTERM and starts a new one on the same data dir.
-    pub fn restart(mut self) -> Server {
-        self.terminate();
-        let dir = self.dir.take().expect("server dir");
-        Self::start_in(dir)
+    pub fn restart(self) -> Server {
+        self.restart_with_api_key(API_KEY)
     }
 
-    fn start_in(dir: tempfile::TempDir) -> Server {
+    /// Like [`Server::restart`], with `api_key` in `DSYNC_API_KEY`.
+    pub fn restart_with_api_key(mut self, api_key: &str) -> Server {
+        self.terminate();
+        let dir = self.dir.take().expect("server dir");
+        Self::start_in(dir, api_key)
+    }
+
+    /// The `dsync serve` command line of this server's data dir, without
+    /// the listen addresses.
+    pub fn serve_command(&self) -> Command {
+        let mut command = Command::new(dsync_binary());
+        command.arg("serve").arg("--data-dir").arg(self.data_dir());
+        command
+    }
+
+    fn start_in(dir: tempfile::TempDir, api_key: &str) -> Server {
         let sftp_port = free_port();
         let http_port = free_port();
         let log = std::fs::OpenOptions::new()
@@ -103,7 +120,8 @@ impl Server {
             .args(["--sftp-listen", &format!("127.0.0.1:{sftp_port}")])
             .args(["--http-listen", &format!("127.0.0.1:{http_port}")])
             .args(["--resync-interval-secs", "3600"])
-            .env("DSYNC_API_KEY", API_KEY)
+            .args(["--sync-debounce-ms", &SYNC_DEBOUNCE_MS.to_string()])
+            .env("DSYNC_API_KEY", api_key)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)
@@ -299,11 +317,26 @@ impl Server {
         self.http_request("POST", path, Some(body))
     }
 
+    /// `GET path` with another API key; returns the status alone.
+    pub fn http_status_with_key(&self, path: &str, api_key: &str) -> u16 {
+        self.http_request_with_key("GET", path, None, api_key).0
+    }
+
     fn http_request(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+        self.http_request_with_key(method, path, body, API_KEY)
+    }
+
+    fn http_request_with_key(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        api_key: &str,
+    ) -> (u16, Value) {
         let mut stream = TcpStream::connect(("127.0.0.1", self.http_port)).expect("connect HTTP");
         let body = body.map(Value::to_string).unwrap_or_default();
         let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: Bearer {API_KEY}\r\n\
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: Bearer {api_key}\r\n\
              Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             self.http_port,
             body.len()

@@ -180,12 +180,16 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-/// Opens the data dir. Only `create` commands may start a new one; the others
-/// fail on a missing database, which usually means a wrong `--data-dir`.
-fn open(common: &Common, may_create: bool) -> anyhow::Result<LocalDeployment> {
-    if !may_create && !database_path(&common.data_dir).exists() {
+/// Opens the data dir of a running (or stopped) `dsync serve`. Every operator
+/// command refuses a missing database, also the ones that write: only
+/// `dsync serve` creates a data dir, so a wrong working directory or
+/// `--data-dir` never leaves a stray database that no server reads.
+fn open(common: &Common) -> anyhow::Result<LocalDeployment> {
+    let database = database_path(&common.data_dir);
+    if !database.exists() {
         bail!(
-            "no dsync database in {}; pass the --data-dir that `dsync serve` uses",
+            "no dsync database at {}; start `dsync serve --data-dir {}` there first, or pass the --data-dir that `dsync serve` uses",
+            database.display(),
             common.data_dir.display()
         );
     }
@@ -196,6 +200,52 @@ fn open(common: &Common, may_create: bool) -> anyhow::Result<LocalDeployment> {
         )
     })?;
     LocalDeployment::open(&common.data_dir, endpoint, None)
+}
+
+/// Writes one line to standard output. When the reader has gone (`dsync
+/// sync list ID | head -2`), the process ends quietly with status 0 instead
+/// of panicking; another write error ends it with status 1.
+pub fn write_stdout(arguments: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let result = stdout
+        .write_fmt(arguments)
+        .and_then(|()| stdout.write_all(b"\n"))
+        .and_then(|()| stdout.flush());
+    match result {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(error) => {
+            eprintln!("error: cannot write to standard output: {error}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// `println!` through [`write_stdout`].
+macro_rules! out {
+    ($($argument:tt)*) => {
+        $crate::operator::write_stdout(format_args!($($argument)*))
+    };
+}
+pub(crate) use out;
+
+/// Replaces control characters (newline, tab, escape...) in a table cell
+/// with their escaped form, so an uploaded value cannot break the table's
+/// lines or send terminal escape sequences.
+fn table_cell(cell: &str) -> String {
+    if !cell.chars().any(char::is_control) {
+        return cell.to_owned();
+    }
+    cell.chars()
+        .map(|character| {
+            if character.is_control() {
+                character.escape_default().collect::<String>()
+            } else {
+                character.to_string()
+            }
+        })
+        .collect()
 }
 
 fn parse_id<T>(
@@ -230,11 +280,15 @@ async fn require_directory(
 
 /// Prints rows as a table with aligned columns.
 fn print_table(headers: &[&str], rows: &[Vec<String>]) {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| row.iter().map(|cell| table_cell(cell)).collect())
+        .collect();
     let mut widths: Vec<usize> = headers
         .iter()
         .map(|header| header.chars().count())
         .collect();
-    for row in rows {
+    for row in &rows {
         for (index, cell) in row.iter().enumerate() {
             widths[index] = widths[index].max(cell.chars().count());
         }
@@ -248,16 +302,16 @@ fn print_table(headers: &[&str], rows: &[Vec<String>]) {
                 let _ = write!(text, "{cell:<width$}  ", width = widths[index]);
             }
         }
-        println!("{}", text.trim_end());
+        out!("{}", text.trim_end());
     };
     line(headers.to_vec());
-    for row in rows {
+    for row in &rows {
         line(row.iter().map(String::as_str).collect());
     }
 }
 
 fn print_json(value: &Value) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    out!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 
@@ -274,21 +328,21 @@ pub fn run_directory(command: DirectoryCommand) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async move {
         match command {
             DirectoryCommand::Create { organization, name, common } => {
-                let deployment = open(&common, true)?;
+                let deployment = open(&common)?;
                 let directory = deployment.services.create_directory(&organization, &name).await?;
                 let endpoint = &deployment.endpoint;
                 if common.json {
                     print_json(&wire::directory_json(&directory, &endpoint.host, endpoint.port))?;
                 } else {
-                    println!("Created directory {}", directory.id);
-                    println!("  organization  {}", directory.organization_id);
-                    println!("  name          {}", directory.name);
-                    println!("  sftp user     {}", directory.sftp_username);
-                    println!("Next: dsync key add {} PUBLIC_KEY_FILE", directory.id);
+                    out!("Created directory {}", directory.id);
+                    out!("  organization  {}", directory.organization_id);
+                    out!("  name          {}", directory.name);
+                    out!("  sftp user     {}", directory.sftp_username);
+                    out!("Next: dsync key add {} PUBLIC_KEY_FILE", directory.id);
                 }
             }
             DirectoryCommand::List { common } => {
-                let deployment = open(&common, false)?;
+                let deployment = open(&common)?;
                 let mut directories = Vec::new();
                 let mut page = all_pages();
                 loop {
@@ -323,13 +377,13 @@ pub fn run_directory(command: DirectoryCommand) -> anyhow::Result<ExitCode> {
                 }
             }
             DirectoryCommand::Delete { id, common } => {
-                let deployment = open(&common, false)?;
+                let deployment = open(&common)?;
                 let id = directory_id(&id)?;
                 deployment.services.delete_directory(&id).await?;
                 if common.json {
                     print_json(&json!({ "id": id, "deleted": true }))?;
                 } else {
-                    println!("Deleted directory {id}: SFTP account, files, users, groups and keys removed; dsync.deleted emitted");
+                    out!("Deleted directory {id}: SFTP account, files, users, groups and keys removed; dsync.deleted emitted");
                 }
             }
         }
@@ -355,7 +409,7 @@ fn read_key_file(file: &Path) -> anyhow::Result<String> {
 
 pub fn run_key(action: KeyAction, common: Common) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async move {
-        let deployment = open(&common, false)?;
+        let deployment = open(&common)?;
         match action {
             KeyAction::Add { directory_id: id, file } => {
                 let id = directory_id(&id)?;
@@ -376,12 +430,12 @@ pub fn run_key(action: KeyAction, common: Common) -> anyhow::Result<ExitCode> {
                         "sftp": { "host": endpoint.host, "port": endpoint.port, "username": directory.sftp_username },
                     }))?;
                 } else {
-                    println!("Added key {}", key.id);
-                    println!("  fingerprint  {}", key.fingerprint);
-                    println!("  sftp host    {}", endpoint.host);
-                    println!("  sftp port    {}", endpoint.port);
-                    println!("  username     {}", directory.sftp_username);
-                    println!(
+                    out!("Added key {}", key.id);
+                    out!("  fingerprint  {}", key.fingerprint);
+                    out!("  sftp host    {}", endpoint.host);
+                    out!("  sftp port    {}", endpoint.port);
+                    out!("  username     {}", directory.sftp_username);
+                    out!(
                         "Upload with: sftp -P {} {}@{}",
                         endpoint.port, directory.sftp_username, endpoint.host
                     );
@@ -416,7 +470,7 @@ pub fn run_key(action: KeyAction, common: Common) -> anyhow::Result<ExitCode> {
                 if common.json {
                     print_json(&json!({ "id": key, "deleted": true }))?;
                 } else {
-                    println!("Removed key {key}");
+                    out!("Removed key {key}");
                 }
             }
         }
@@ -430,7 +484,7 @@ pub fn run_user(command: UserCommand) -> anyhow::Result<ExitCode> {
         common,
     } = command;
     runtime()?.block_on(async move {
-        let deployment = open(&common, false)?;
+        let deployment = open(&common)?;
         let id = directory_id(&id)?;
         require_directory(&deployment, &id).await?;
 
@@ -494,7 +548,7 @@ pub fn run_group(command: GroupCommand) -> anyhow::Result<ExitCode> {
         common,
     } = command;
     runtime()?.block_on(async move {
-        let deployment = open(&common, false)?;
+        let deployment = open(&common)?;
         let id = directory_id(&id)?;
         require_directory(&deployment, &id).await?;
 
@@ -545,30 +599,30 @@ fn sync_row(record: &SyncRecord) -> Vec<String> {
 }
 
 const SYNC_HEADERS: [&str; 9] = [
-    "ID", "STATUS", "STARTED", "FILES", "CREATED", "UPDATED", "DELETED", "ERRORS", "REASON",
+    "ID", "STATUS", "STARTED", "FILES", "USERS+", "USERS~", "USERS-", "ERRORS", "REASON",
 ];
 
 fn print_sync(record: &SyncRecord, json_output: bool) -> anyhow::Result<()> {
     if json_output {
         return print_json(&serde_json::to_value(record)?);
     }
-    println!("Sync {} ({})", record.id, record.status.as_str());
-    println!("  directory  {}", record.directory_id);
+    out!("Sync {} ({})", record.id, record.status.as_str());
+    out!("  directory  {}", record.directory_id);
     if let Some(reason) = &record.reason {
-        println!("  reason     {reason}");
+        out!("  reason     {reason}");
     }
-    println!(
-        "  counts     created {}, updated {}, deleted {}, unchanged {}, skipped rows {}",
+    out!(
+        "  users      created {}, updated {}, deleted {}, unchanged {}; skipped rows {}",
         record.counts.created,
         record.counts.updated,
         record.counts.deleted,
         record.counts.unchanged,
         record.counts.skipped_rows
     );
-    println!("  started    {}", record.started_at);
-    println!("  finished   {}", record.finished_at);
+    out!("  started    {}", record.started_at);
+    out!("  finished   {}", record.finished_at);
     if let Some(resolved) = record.resolved_at {
-        println!("  resolved   {resolved}");
+        out!("  resolved   {resolved}");
     }
     for file in &record.files {
         let verdict = if file.accepted {
@@ -576,7 +630,7 @@ fn print_sync(record: &SyncRecord, json_output: bool) -> anyhow::Result<()> {
         } else {
             "rejected"
         };
-        println!(
+        out!(
             "  file       {} ({}, {} rows, {} bytes, {}, delimiter {:?}, sha256 {})",
             file.name,
             verdict,
@@ -599,7 +653,7 @@ fn print_sync(record: &SyncRecord, json_output: bool) -> anyhow::Result<()> {
             if let Some(column) = &diagnostic.column {
                 let _ = write!(place, " column {column}");
             }
-            println!("  {label:<9}  {place}: {}", diagnostic.message);
+            out!("  {label:<9}  {place}: {}", diagnostic.message);
         }
     }
     Ok(())
@@ -612,7 +666,7 @@ pub fn run_sync(command: SyncCommand) -> anyhow::Result<ExitCode> {
                 directory_id: id,
                 common,
             } => {
-                let deployment = open(&common, false)?;
+                let deployment = open(&common)?;
                 let id = directory_id(&id)?;
                 require_directory(&deployment, &id).await?;
                 let mut records = Vec::new();
@@ -641,7 +695,7 @@ pub fn run_sync(command: SyncCommand) -> anyhow::Result<ExitCode> {
                 sync_id: id,
                 common,
             } => {
-                let deployment = open(&common, false)?;
+                let deployment = open(&common)?;
                 let id = sync_id(&id)?;
                 let record = deployment
                     .store
@@ -654,7 +708,7 @@ pub fn run_sync(command: SyncCommand) -> anyhow::Result<ExitCode> {
                 sync_id: id,
                 common,
             } => {
-                let deployment = open(&common, false)?;
+                let deployment = open(&common)?;
                 let id = sync_id(&id)?;
                 let record = deployment.services.approve_sync(&id).await?;
                 print_sync(&record, common.json)?;
@@ -663,7 +717,7 @@ pub fn run_sync(command: SyncCommand) -> anyhow::Result<ExitCode> {
                 sync_id: id,
                 common,
             } => {
-                let deployment = open(&common, false)?;
+                let deployment = open(&common)?;
                 let id = sync_id(&id)?;
                 let record = deployment.services.discard_sync(&id).await?;
                 print_sync(&record, common.json)?;
@@ -694,7 +748,7 @@ pub fn run_event(command: EventCommand) -> anyhow::Result<ExitCode> {
         common,
     } = command;
     runtime()?.block_on(async move {
-        let deployment = open(&common, false)?;
+        let deployment = open(&common)?;
         let directory_id = directory.as_deref().map(directory_id).transpose()?;
         let mut cursor = after
             .as_deref()
@@ -767,18 +821,23 @@ pub fn run_api_key(command: ApiKeyCommand) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async move {
         match command {
             ApiKeyCommand::Create { name, common } => {
-                let deployment = open(&common, true)?;
+                if name == crate::serve::ENV_API_KEY_NAME {
+                    bail!(
+                        "the API key name {name} is reserved for the key `dsync serve` registers from the DSYNC_API_KEY variable; pass another --name"
+                    );
+                }
+                let deployment = open(&common)?;
                 let secret = generate_api_secret();
                 let record = store_api_key(&deployment.store, &name, &secret).await?;
                 if common.json {
                     print_json(&json!({ "id": record.id, "name": record.name, "secret": secret, "created_at": record.created_at }))?;
                 } else {
-                    println!("Created API key {} ({})", record.id, record.name);
-                    println!("Secret (shown only now): {secret}");
+                    out!("Created API key {} ({})", record.id, record.name);
+                    out!("Secret (shown only now): {secret}");
                 }
             }
             ApiKeyCommand::List { common } => {
-                let deployment = open(&common, false)?;
+                let deployment = open(&common)?;
                 let keys = deployment.store.list_api_keys().await?;
                 if common.json {
                     let list: Vec<Value> = keys
@@ -802,7 +861,7 @@ pub fn run_api_key(command: ApiKeyCommand) -> anyhow::Result<ExitCode> {
                 }
             }
             ApiKeyCommand::Revoke { id, common } => {
-                let deployment = open(&common, false)?;
+                let deployment = open(&common)?;
                 let id = parse_id(&id, ApiKeyId::parse, ApiKeyId::PREFIX, "API key")?;
                 if !deployment.store.revoke_api_key(&id).await? {
                     bail!("API key {id} not found or already revoked");
@@ -810,7 +869,7 @@ pub fn run_api_key(command: ApiKeyCommand) -> anyhow::Result<ExitCode> {
                 if common.json {
                     print_json(&json!({ "id": id, "revoked": true }))?;
                 } else {
-                    println!("Revoked API key {id}");
+                    out!("Revoked API key {id}");
                 }
             }
         }

@@ -5,7 +5,7 @@
 //! one data dir, and stops them cleanly on Ctrl-C or SIGTERM.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +16,7 @@ use dsync_local::app::{
     self, host_key_path, LocalDeployment, LocalSftpBackend, SftpEndpoint, SyncWorker,
 };
 use dsync_local::sftp::{SftpConfig, SftpServer};
-use dsync_local::store::database_path;
+use dsync_local::store::{create_private_dir, database_path};
 use tokio::sync::watch;
 
 use crate::operator::{generate_api_secret, secret_sha256, store_api_key};
@@ -64,6 +64,12 @@ pub struct Args {
     /// run on the same machine or network.
     #[arg(long)]
     deny_private_webhook_urls: bool,
+
+    /// Quiet period after an upload, in milliseconds: the directory is
+    /// synced once no further upload to it completed for this long, so
+    /// users.csv, groups.csv and user_groups.csv sent together make one sync.
+    #[arg(long, default_value_t = 2000)]
+    sync_debounce_ms: u64,
 
     /// Log format on standard error.
     #[arg(long, value_enum, default_value_t = LogFormat::Human)]
@@ -120,8 +126,16 @@ async fn termination_signal() {
     }
 }
 
+/// The name of the API key registered from `DSYNC_API_KEY`; it marks the
+/// keys that a restart with another `DSYNC_API_KEY` revokes.
+pub const ENV_API_KEY_NAME: &str = "DSYNC_API_KEY";
+
 /// Makes sure an API key exists: `DSYNC_API_KEY` is registered when set,
 /// otherwise a first start creates one and prints it once to stdout.
+///
+/// A start with a different `DSYNC_API_KEY` than before is a rotation: the
+/// key registered from the previous value is revoked. Keys made with
+/// `dsync api-key create` are left alone.
 async fn bootstrap_api_key(deployment: &LocalDeployment) -> anyhow::Result<()> {
     let store = &deployment.store;
     if let Ok(secret) = std::env::var("DSYNC_API_KEY") {
@@ -140,8 +154,23 @@ async fn bootstrap_api_key(deployment: &LocalDeployment) -> anyhow::Result<()> {
                     "the key in DSYNC_API_KEY was revoked; set a new key or unset DSYNC_API_KEY"
                 );
             }
-            let record = store_api_key(store, "DSYNC_API_KEY", &secret).await?;
+            let record = store_api_key(store, ENV_API_KEY_NAME, &secret).await?;
             tracing::info!(api_key_id = %record.id, "registered the API key from DSYNC_API_KEY");
+        }
+        let previous: Vec<_> = store
+            .list_api_keys()
+            .await?
+            .into_iter()
+            .filter(|key| {
+                key.name == ENV_API_KEY_NAME
+                    && key.revoked_at.is_none()
+                    && key.secret_sha256 != hash
+            })
+            .collect();
+        for key in previous {
+            if store.revoke_api_key(&key.id).await? {
+                tracing::info!(api_key_id = %key.id, "revoked the API key of the previous DSYNC_API_KEY");
+            }
         }
         return Ok(());
     }
@@ -155,14 +184,38 @@ async fn bootstrap_api_key(deployment: &LocalDeployment) -> anyhow::Result<()> {
         let secret = generate_api_secret();
         let record = store_api_key(store, "initial", &secret).await?;
         tracing::info!(api_key_id = %record.id, "created the first API key; its secret is printed once on stdout");
-        println!("API key (shown once; keep it): {secret}");
+        crate::operator::out!("API key (shown once; keep it): {secret}");
     }
     Ok(())
 }
 
+/// Takes the data dir's lock file, so a second `dsync serve` on the same
+/// data dir stops instead of running two sync workers over one database.
+/// The lock lasts as long as the returned file is open.
+fn lock_data_dir(data_dir: &Path) -> anyhow::Result<std::fs::File> {
+    let path = data_dir.join("dsync.lock");
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another dsync serve is already running on data dir {}; stop it first or pass another --data-dir",
+            data_dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(error)) => {
+            Err(error).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+}
+
 async fn serve(args: Args) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&args.data_dir)
+    create_private_dir(&args.data_dir)
         .with_context(|| format!("cannot create data dir {}", args.data_dir.display()))?;
+    let _lock = lock_data_dir(&args.data_dir)?;
 
     let mut sftp_config = SftpConfig::new(args.sftp_listen, host_key_path(&args.data_dir));
     sftp_config.max_upload_bytes = args.max_upload_bytes;
@@ -196,7 +249,8 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let http_addr = http_listener.local_addr()?;
 
     let (stop_sender, stop_receiver) = watch::channel(false);
-    let worker = SyncWorker::new(deployment.services.clone());
+    let worker = SyncWorker::new(deployment.services.clone())
+        .with_debounce(Duration::from_millis(args.sync_debounce_ms));
     let backend = Arc::new(LocalSftpBackend::new(deployment.clone(), worker.clone()));
 
     let sftp_task = tokio::spawn(sftp_server.run(backend, app::stopped(stop_receiver.clone())));

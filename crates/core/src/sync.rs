@@ -372,7 +372,8 @@ async fn write_superseded_reports(services: &Services, directory: &Directory, re
             return;
         };
         for superseded in records.data.iter().filter(|older| {
-            older.status == SyncStatus::Discarded && older.reason.as_deref() == Some(reason.as_str())
+            older.status == SyncStatus::Discarded
+                && older.reason.as_deref() == Some(reason.as_str())
         }) {
             let _ = write_report(services, directory, superseded).await;
         }

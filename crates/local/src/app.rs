@@ -177,7 +177,7 @@ impl SyncWorker {
     /// Default quiet period after an upload before the directory is synced.
     pub const DEFAULT_DEBOUNCE: Duration = Duration::from_secs(2);
 
-    /// A worker with no debounce; see [`SyncWorker::with_debounce`].
+    /// Creates a worker with no debounce; see [`SyncWorker::with_debounce`].
     pub fn new(services: Services) -> Self {
         Self {
             services,

@@ -514,7 +514,10 @@ async fn delete_directory_purges_its_events_deliveries_and_wal() {
     }
     let kept_events = count(
         &test,
-        &format!("SELECT count(*) FROM events WHERE directory_id = '{}'", kept.id),
+        &format!(
+            "SELECT count(*) FROM events WHERE directory_id = '{}'",
+            kept.id
+        ),
     );
     assert!(kept_events > 0);
 
@@ -533,7 +536,9 @@ async fn delete_directory_purges_its_events_deliveries_and_wal() {
         1
     );
     assert_eq!(
-        left("SELECT count(*) FROM webhook_deliveries WHERE event_id NOT IN (SELECT id FROM events)"),
+        left(
+            "SELECT count(*) FROM webhook_deliveries WHERE event_id NOT IN (SELECT id FROM events)"
+        ),
         0
     );
     assert_eq!(
@@ -550,19 +555,24 @@ async fn delete_directory_purges_its_events_deliveries_and_wal() {
     assert_eq!(
         count(
             &test,
-            &format!("SELECT count(*) FROM events WHERE directory_id = '{}'", kept.id)
+            &format!(
+                "SELECT count(*) FROM events WHERE directory_id = '{}'",
+                kept.id
+            )
         ),
         kept_events
     );
 
-    // Neither the database file nor its WAL still holds the deleted e-mail.
+    // Neither the database file nor its WAL still contains the deleted e-mail.
     let database = test.store().path().to_owned();
     let mut wal = database.as_os_str().to_owned();
     wal.push("-wal");
     for file in [database.clone(), std::path::PathBuf::from(wal)] {
         let bytes = std::fs::read(&file).unwrap_or_default();
         assert!(
-            !bytes.windows(marker.len()).any(|window| window == marker.as_bytes()),
+            !bytes
+                .windows(marker.len())
+                .any(|window| window == marker.as_bytes()),
             "{} still contains the deleted e-mail",
             file.display()
         );
@@ -571,9 +581,10 @@ async fn delete_directory_purges_its_events_deliveries_and_wal() {
 
 #[cfg(unix)]
 #[tokio::test]
-async fn data_dir_and_database_are_private_to_the_owner() {
+async fn data_dir_modes_owner_only() {
     use std::os::unix::fs::PermissionsExt;
-    let mode = |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
 
     let parent = tempfile::tempdir().unwrap();
     let data_dir = parent.path().join("data");

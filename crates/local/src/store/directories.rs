@@ -183,7 +183,7 @@ impl Directories for SqliteStore {
             // Offboarding removes the directory's events (their payloads hold
             // names and e-mail addresses) with their webhook deliveries and
             // attempts. Only dsync.deleted stays: its payload is directory
-            // metadata, and it tells consumers the directory is gone.
+            // metadata, and it marks the directory as gone for consumers.
             for sql in [
                 "DELETE FROM webhook_attempts WHERE event_id IN \
                  (SELECT id FROM events WHERE directory_id = ?1 AND kind <> ?2)",
