@@ -56,6 +56,8 @@ fn directory_delete_removes_its_events_except_dsync_deleted() {
         };
         assert_eq!(mode(server.data_dir()), 0o700);
         assert_eq!(mode(server.data_dir().join("dsync.sqlite3")), 0o600);
+        assert_eq!(mode(server.data_dir().join("dsync.sqlite3-wal")), 0o600);
+        assert_eq!(mode(server.data_dir().join("dsync.sqlite3-shm")), 0o600);
     }
 }
 
