@@ -36,7 +36,8 @@ pub struct Args {
     #[arg(long, value_name = "BYTES", default_value_t = ReadLimits::default().max_file_bytes)]
     max_file_bytes: u64,
 
-    /// Most data rows read from one file; a longer file is rejected.
+    /// Most data rows read from one users.csv or groups.csv; a longer file
+    /// is rejected. user_groups.csv may have ten times as many rows.
     #[arg(long, value_name = "ROWS", default_value_t = ReadLimits::default().max_rows)]
     max_rows: u64,
 }

@@ -335,7 +335,7 @@ fn header_only_export_is_held() {
     assert_eq!(plan["counts"]["deleted"], 40);
     let reason = plan["reason"].as_str().unwrap();
     assert!(
-        reason.contains("40 of the directory's 40 users"),
+        reason.contains("no data rows") && reason.contains("all 40 users"),
         "{reason}"
     );
     assert!(reason.contains("dsync sync approve"), "{reason}");
@@ -356,7 +356,7 @@ fn header_only_export_text_says_held() {
     let text = plan_text(&before, &after);
 
     assert!(
-        text.starts_with("status: held\nreason: held by the mass-deletion guard"),
+        text.starts_with("status: held\nreason: held because the users file has no data rows"),
         "{text}"
     );
     assert!(text.contains("12 deleted"), "{text}");
@@ -425,4 +425,68 @@ fn membership_for_unknown_user_is_reported() {
     assert_eq!(errors[0]["file"], "user_groups.csv");
     assert_eq!(errors[0]["row"], 4);
     assert_eq!(errors[0]["column"], "user_id");
+}
+
+#[test]
+fn header_only_export_on_small_directory_is_held() {
+    let staff = "user_id,first_name,last_name,email\n\
+                 9001,Rui,Prado,rui.prado@quinta.example\n\
+                 9002,Ema,Sousa,ema.sousa@quinta.example\n\
+                 9003,Lia,Mota,lia.mota@quinta.example\n\
+                 9004,Gil,Faria,gil.faria@quinta.example\n";
+    let before = Folder::new("small-before").with("users.csv", staff);
+    let after =
+        Folder::new("small-after").with("users.csv", "user_id,first_name,last_name,email\n");
+
+    let plan = plan_json(&before, &after);
+
+    assert_eq!(plan["status"], "held");
+    let reason = plan["reason"].as_str().unwrap();
+    assert!(reason.contains("no data rows"), "{reason}");
+    assert!(reason.contains("all 4 users"), "{reason}");
+}
+
+#[test]
+fn row_with_other_delimiter_deletes_no_user() {
+    let mut staff = String::from("user_id,first_name,last_name,email,department,state\n");
+    for index in 0..12 {
+        staff.push_str(&format!(
+            "v{index:03},Potter{index},Olaria,potter{index}@olaria.example,Kiln,active\n"
+        ));
+    }
+    let broken = staff.replace(
+        "v003,Potter3,Olaria,potter3@olaria.example,Kiln,active",
+        "v003;Potter3;Olaria;potter3@olaria.example;Kiln;active",
+    );
+    let before = Folder::new("delim-before").with("users.csv", staff);
+    let after = Folder::new("delim-after").with("users.csv", broken);
+
+    let plan = plan_json(&before, &after);
+
+    assert_eq!(plan["status"], "applied");
+    assert_eq!(plan["counts"]["deleted"], 0);
+    // The 11 valid rows and the user kept from the unreadable row.
+    assert_eq!(plan["counts"]["unchanged"], 12);
+    let errors = plan["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0]["row"], 4);
+    assert_eq!(errors[0]["line"], 5);
+    let message = errors[0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("row has 1 fields but the header has 6"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("v003") && !message.contains("olaria"),
+        "{message}"
+    );
+    let warnings = plan["warnings"].as_array().unwrap();
+    assert!(
+        warnings.iter().any(|warning| warning["message"]
+            .as_str()
+            .unwrap()
+            .contains("this sync deletes no user")),
+        "{warnings:?}"
+    );
+    assert!(events_named(&plan, "dsync.user.deleted").is_empty());
 }

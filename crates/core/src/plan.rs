@@ -104,6 +104,13 @@ use crate::wire::{group_json, previous_attributes, user_json, Owner};
 /// - The plan is `Held`, with its steps, when it deletes or deactivates more
 ///   than `deletion_threshold_percent` of the current users of a directory
 ///   with at least `deletion_minimum_users`, unless `ctx.approved`.
+/// - Whatever the directory's size, the plan is also `Held` (unless
+///   `ctx.approved`) when the users file has no data rows while the
+///   directory has users, or when it deletes or deactivates every user.
+/// - When the users file has unidentified rows (a field count that differs
+///   from the header's), no stored user missing from the file is deleted:
+///   such users and their memberships keep their stored state, counted as
+///   unchanged. Creates and updates of valid rows still apply.
 pub fn plan(state: &DirectoryState, snapshot: &Snapshot, ctx: &PlanContext<'_>) -> Plan {
     Planner::new(state, snapshot, ctx, true).run()
 }
@@ -338,7 +345,10 @@ impl<'s> Planner<'s> {
         counts.updated = puts.len() as u64 - counts.created;
         counts.deleted = deletes.len() as u64;
 
-        let (status, reason) = self.guard(deletes.len() as u64 + deactivated);
+        let (status, reason) = match self.empty_file_hold(users) {
+            Some(reason) => (PlanStatus::Held, Some(reason)),
+            None => self.guard(deletes.len() as u64 + deactivated),
+        };
 
         // Groups and memberships after the sync.
         let desired_groups = self.desired_groups();
@@ -366,12 +376,40 @@ impl<'s> Planner<'s> {
         }
     }
 
+    /// Returns the reason to hold a plan whose users file has no data rows
+    /// while the directory has users, whatever its size: such a file is far
+    /// more often a broken export than a real request to delete everyone.
+    fn empty_file_hold(&self, users: &UsersSnapshot) -> Option<String> {
+        let current = self.state.users.len();
+        let no_rows =
+            users.users.is_empty() && users.held.is_empty() && users.unidentified_rows == 0;
+        if self.ctx.approved || current == 0 || !no_rows {
+            return None;
+        }
+        Some(format!(
+            "held because the users file has no data rows, so this sync would delete all {current} users of the \
+             directory; nothing was applied. Upload a users.csv that lists the users, or, if the directory \
+             really should be emptied, approve it with `dsync sync approve SYNC_ID` or through the API's sync \
+             approve request"
+        ))
+    }
+
     /// Holds the plan when it removes more than the threshold share of the
-    /// directory's current users, unless an operator approved it.
+    /// directory's current users, or every user of a directory that has
+    /// any, unless an operator approved it.
     fn guard(&self, removed: u64) -> (PlanStatus, Option<String>) {
         let settings = &self.ctx.directory.settings;
         let current = self.state.users.len() as u64;
         let threshold = u64::from(settings.deletion_threshold_percent);
+
+        if !self.ctx.approved && current > 0 && removed >= current {
+            let reason = format!(
+                "held because this sync would delete or deactivate all {current} users of the directory; nothing \
+                 was applied. If the upload is right, approve it with `dsync sync approve SYNC_ID` or through the \
+                 API's sync approve request; otherwise upload a corrected users.csv"
+            );
+            return (PlanStatus::Held, Some(reason));
+        }
 
         let over = removed * 100 > threshold * current;
         if self.ctx.approved || current < u64::from(settings.deletion_minimum_users) || !over {
@@ -449,6 +487,7 @@ impl<'s> Planner<'s> {
             groups,
             uploaded,
             keep_stored,
+            keep_unlisted_users: users.unidentified_rows > 0,
             deleted_users: deletes.iter().map(|user| user.idp_id.as_str()).collect(),
         };
 
@@ -804,6 +843,9 @@ struct MembershipRules<'s, 'g> {
     uploaded: &'s MembershipsSnapshot,
     /// True when `user_groups.csv` was rejected: stored pairs stay.
     keep_stored: bool,
+    /// True when `users.csv` has rows that name no user reliably: users the
+    /// file does not list keep their stored state, memberships included.
+    keep_unlisted_users: bool,
     /// Stored users this plan deletes.
     deleted_users: FastSet<'s>,
 }
@@ -819,7 +861,7 @@ impl<'s> MembershipRules<'s, '_> {
 
     /// Returns true when the user of an uploaded pair exists after the sync.
     fn uploaded_user_exists(&self, idp_id: &IdpId) -> bool {
-        if self.users.held.contains(idp_id) {
+        if self.users.held.contains(idp_id) || self.unlisted_user_kept(idp_id) {
             return self.state.users.contains_key(idp_id);
         }
         match self.users.users.get(idp_id) {
@@ -835,7 +877,14 @@ impl<'s> MembershipRules<'s, '_> {
     fn unlisted_pair_kept(&self, pair: &(GroupName, IdpId)) -> bool {
         self.keep_stored
             || (!self.users.held.is_empty() && self.users.held.contains(&pair.1))
+            || self.unlisted_user_kept(&pair.1)
             || (!self.uploaded.held.is_empty() && self.uploaded.held.contains(pair))
+    }
+
+    /// Returns true when a user the users file does not list keeps its
+    /// stored state because the file has unidentified rows.
+    fn unlisted_user_kept(&self, idp_id: &IdpId) -> bool {
+        self.keep_unlisted_users && !self.users.users.contains_key(idp_id)
     }
 
     /// Returns true when an uploaded pair the directory lacks may be added,
@@ -1063,7 +1112,13 @@ fn decide_users<'s>(
             if users.held.contains(idp_id) {
                 found.unchanged += 1;
             } else if !users.users.contains_key(idp_id) {
-                found.deletes.push(user);
+                // A users file with unidentified rows may list this user on
+                // one of them, so it deletes no one.
+                if users.unidentified_rows > 0 {
+                    found.unchanged += 1;
+                } else {
+                    found.deletes.push(user);
+                }
             }
         }
         found

@@ -31,6 +31,10 @@ pub struct UsersSnapshot {
     /// Ids named by rows with errors: these users keep their stored state,
     /// whatever it is (a bad row never creates, changes or deletes a user).
     pub held: HashSet<IdpId>,
+    /// Rows whose field count differs from the header's (a wrong delimiter
+    /// or quote), which name no user reliably. When there are any, the sync
+    /// deletes no user: a user missing from the file may be on such a row.
+    pub unidentified_rows: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

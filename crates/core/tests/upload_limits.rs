@@ -220,3 +220,44 @@ fn repeated_id_far_apart_reports_both_rows() {
     );
     assert_eq!(snapshot.skipped_rows, 2);
 }
+
+#[test]
+fn membership_rows_may_be_ten_times_the_user_limit() {
+    let limits = ReadLimits {
+        max_rows: 2,
+        ..ReadLimits::default()
+    };
+    assert_eq!(limits.max_rows_of(FileKind::Users), 2);
+    assert_eq!(limits.max_rows_of(FileKind::Groups), 2);
+    assert_eq!(limits.max_rows_of(FileKind::UserGroups), 20);
+    assert_eq!(
+        ReadLimits::default().max_rows_of(FileKind::UserGroups),
+        20_000_000
+    );
+
+    let users = format!("{HEADER}1,A,B,a@example.org\n2,C,D,c@example.org\n");
+    let memberships = |rows: usize| {
+        let mut text = "group_name,user_id\n".to_owned();
+        for index in 0..rows {
+            text.push_str(&format!("team{index},{}\n", index % 2 + 1));
+        }
+        text
+    };
+    let read = |rows: usize| {
+        let uploads = vec![
+            users_upload(&users),
+            Upload::with_kind(
+                "user_groups.csv",
+                FileKind::UserGroups,
+                io::Cursor::new(memberships(rows).into_bytes()),
+            ),
+        ];
+        read_snapshot(uploads, &limits).unwrap()
+    };
+
+    let within = read(20);
+    assert!(matches!(within.memberships, KindSnapshot::Accepted(_)));
+    let over = read(21);
+    assert_eq!(over.memberships, KindSnapshot::Rejected);
+    assert!(over.errors[0].message.contains("more than 20 data rows"));
+}

@@ -336,8 +336,25 @@ fn binary_nul_rejected() {
 fn unclosed_quote_at_end_rejected() {
     let snapshot = read_users("users_unclosed_quote_at_end.csv");
     let error = rejection(&snapshot);
+    assert_eq!(error.row, Some(6));
     assert_eq!(error.line, Some(7));
+    assert_eq!(error.column.as_deref(), Some("first_name"));
     assert!(error.message.contains("never closed"));
+}
+
+#[test]
+fn unclosed_quote_after_multiline_value_names_its_line() {
+    let snapshot = read_users_text(
+        "user_id,first_name,last_name,email,note\n\
+         3001,Oda,Rask,oda.rask@example.org,\"two\nlines\"\n\
+         3002,Per,Lund,per.lund@example.org,ok\n\
+         3003,\"Ulla\nBerg\",Berg,ulla.berg@example.org,\"open\n\
+         3004,Ada,Holm,ada.holm@example.org,x\n",
+    );
+    let error = rejection(&snapshot);
+    assert_eq!(error.row, Some(3));
+    assert_eq!(error.line, Some(6));
+    assert_eq!(error.column.as_deref(), Some("note"));
 }
 
 #[test]
@@ -380,33 +397,122 @@ fn rejected_file_still_hashed() {
 }
 
 #[test]
-fn too_many_fields_holds_row() {
+fn wrong_field_count_rows_are_unidentified() {
     let snapshot = read_users("users_too_many_fields.csv");
     let read = users(&snapshot);
-    assert_eq!(read.users.len(), 2);
-    assert!(read.users.contains_key("2003"));
-    assert!(read.held.contains("2002"));
-    assert!(read.held.contains("2004"));
+    let mut kept: Vec<&str> = read.users.keys().map(|id| id.as_str()).collect();
+    kept.sort();
+    assert_eq!(kept, vec!["2001", "2003"]);
+    // Their values are in the wrong columns, so neither row names a user.
+    assert!(read.held.is_empty());
+    assert_eq!(read.unidentified_rows, 2);
+    assert_eq!(snapshot.skipped_rows, 2);
 
-    let too_many = snapshot
+    let messages: Vec<(Option<u64>, Option<u64>, Option<&str>, &str)> = snapshot
         .errors
         .iter()
-        .find(|error| error.row == Some(2))
-        .expect("row 2 error");
-    assert!(too_many.message.contains("5 fields"));
-    assert!(too_many.message.contains("4 columns"));
+        .map(|error| {
+            (
+                error.row,
+                error.line,
+                error.column.as_deref(),
+                error.message.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert_eq!(messages[0].0, Some(2));
+    assert_eq!(messages[0].1, Some(3));
+    assert!(messages[0]
+        .3
+        .starts_with("row has 5 fields but the header has 4; check the delimiter"));
+    assert_eq!(messages[1].0, Some(4));
+    assert!(messages[1]
+        .3
+        .starts_with("row has 2 fields but the header has 4"));
+    for error in &snapshot.errors {
+        assert_eq!(error.file, "users_too_many_fields.csv");
+        assert_eq!(error.column, None);
+        for value in ["2002", "2004", "kesson", "Chlo"] {
+            assert!(!error.message.contains(value), "{}", error.message);
+        }
+    }
+    assert!(snapshot.warnings.iter().any(|warning| warning
+        .message
+        .starts_with("2 rows of this file do not have")));
 }
 
 #[test]
-fn fewer_fields_read_as_empty() {
-    let snapshot = read_users("users_too_many_fields.csv");
-    let columns: Vec<Option<&str>> = snapshot
-        .errors
-        .iter()
-        .filter(|error| error.row == Some(4))
-        .map(|error| error.column.as_deref())
-        .collect();
-    assert_eq!(columns, vec![Some("last_name"), Some("email")]);
+fn trailing_empty_fields_are_not_a_wrong_count() {
+    let snapshot = read_users_text(
+        "user_id,first_name,last_name,email\n\
+         3001,Oda,Rask,oda.rask@example.org,, ,\n",
+    );
+    assert!(snapshot.errors.is_empty(), "{:?}", snapshot.errors);
+    assert_eq!(users(&snapshot).unidentified_rows, 0);
+    assert_eq!(users(&snapshot).users.len(), 1);
+}
+
+#[test]
+fn most_rows_with_wrong_count_reject_the_file() {
+    let snapshot = read_users_text(
+        "user_id,first_name,last_name,email\n\
+         3001;Oda;Rask;oda.rask@example.org\n\
+         3002;Per;Lund;per.lund@example.org\n\
+         3003,Ulla,Berg,ulla.berg@example.org\n",
+    );
+    assert_eq!(snapshot.users, KindSnapshot::Rejected);
+    let error = rejection(&snapshot);
+    assert_eq!(error.row, None);
+    assert!(error
+        .message
+        .starts_with("2 of the 3 data rows do not have the header's 4 fields"));
+    assert!(!error.message.contains("3001"));
+}
+
+#[test]
+fn long_user_id_is_cut_in_messages() {
+    let id = "x".repeat(300);
+    let snapshot = read_users_text(&format!(
+        "user_id,first_name,last_name,email\n{id},,Rask,oda.rask@example.org\n"
+    ));
+    let message = &snapshot.errors[0].message;
+    assert!(
+        message.contains(&format!("user_id {}…;", "x".repeat(64))),
+        "{message}"
+    );
+    assert!(!message.contains(&"x".repeat(65)));
+    assert!(users(&snapshot).held.contains(id.as_str()));
+}
+
+#[test]
+fn excel_sep_line_sets_the_delimiter() {
+    let snapshot = read_users_text(
+        "sep=;\n\
+         user_id;first_name;last_name;email\n\
+         3001;Oda;Rask;oda.rask@example.org\n\
+         3002;Per;;per.lund@example.org\n",
+    );
+    assert_eq!(snapshot.files[0].delimiter, ";");
+    assert_eq!(snapshot.files[0].rows, 2);
+    assert!(users(&snapshot).users.contains_key("3001"));
+    assert_eq!(snapshot.errors.len(), 1, "{:?}", snapshot.errors);
+    assert_eq!(snapshot.errors[0].row, Some(2));
+    assert_eq!(snapshot.errors[0].line, Some(4));
+    assert_eq!(snapshot.errors[0].column.as_deref(), Some("last_name"));
+}
+
+#[test]
+fn excel_sep_line_overrides_header_detection() {
+    // The header alone would be read as comma-separated.
+    let snapshot = read_users_text(
+        "SEP=|\r\n\
+         user_id|first_name|last_name|email|note\r\n\
+         3001|Oda|Rask|oda.rask@example.org|a, b, c\r\n",
+    );
+    assert!(snapshot.errors.is_empty(), "{:?}", snapshot.errors);
+    assert_eq!(snapshot.files[0].delimiter, "|");
+    assert_eq!(users(&snapshot).users.len(), 1);
 }
 
 #[test]

@@ -29,7 +29,20 @@ pub(crate) enum FileError {
     },
     /// A quoted field that is never closed before the end of the file.
     UnclosedQuote {
+        /// The data row, or `None` when the quote opens in the header.
+        row: Option<u64>,
+        /// The line where the open quoted value starts.
         line: u64,
+        /// The column whose value opened the quote.
+        column: Option<String>,
+    },
+    /// Most data rows have another field count than the header: the rows
+    /// and the header use different delimiters.
+    WrongDelimiter {
+        unidentified: u64,
+        rows: u64,
+        columns: usize,
+        delimiter: &'static str,
     },
     /// A record that spans lines and has the wrong number of fields, or
     /// spans more lines or bytes than any real value does.
@@ -63,7 +76,7 @@ impl FileError {
     /// Returns the 1-based data row and physical line where the problem starts, when known.
     pub(crate) fn position(&self) -> (Option<u64>, Option<u64>) {
         match self {
-            FileError::UnclosedQuote { line } => (None, Some(*line)),
+            FileError::UnclosedQuote { row, line, .. } => (*row, Some(*line)),
             FileError::RunawayQuote { row, line, .. } => (Some(*row), Some(*line)),
             _ => (None, None),
         }
@@ -94,10 +107,16 @@ impl fmt::Display for FileError {
                 "the file starts with a UTF-16 byte order mark but byte {byte_offset} is not valid UTF-16; \
                  export the file again as CSV UTF-8 or Unicode text"
             ),
-            FileError::UnclosedQuote { line } => write!(
+            FileError::UnclosedQuote { line, .. } => write!(
                 f,
                 "a quoted value that starts on line {line} is never closed, so the rest of the file would be read \
                  as one value; add the missing closing quote (\") or remove the stray opening quote"
+            ),
+            FileError::WrongDelimiter { unidentified, rows, columns, delimiter } => write!(
+                f,
+                "{unidentified} of the {rows} data rows do not have the header's {columns} fields when split at \
+                 \"{delimiter}\" (the header's delimiter), so the rows probably use another delimiter; export the \
+                 file again with one delimiter for the header and every row"
             ),
             FileError::RunawayQuote { row, line, lines } => write!(
                 f,

@@ -89,16 +89,6 @@ impl RowSink for GroupsSink {
             );
             return false;
         }
-        if let Some(message) = row.too_many_fields() {
-            report.row_error(
-                row,
-                None,
-                format!("{message}; the group keeps its stored data"),
-            );
-            self.snapshot.held.insert(group);
-            return false;
-        }
-
         let attributes = Attributes::from_pairs(
             self.extra
                 .iter()

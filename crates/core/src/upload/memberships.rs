@@ -5,6 +5,7 @@ use crate::snapshot::{MembershipsSnapshot, UsersSnapshot};
 
 use super::columns::Columns;
 use super::table::{FileReport, Row, RowSink};
+use super::ReadLimits;
 
 pub(crate) const REQUIRED_MEMBERSHIP_COLUMNS: &[&str] = &["group_name", "user_id"];
 
@@ -37,6 +38,10 @@ impl<'a> MembershipsSink<'a> {
     }
 }
 
+/// Rows `user_groups.csv` may have per row `users.csv` may have: room for
+/// directories where each user is in up to ten groups.
+pub(crate) const MEMBERSHIP_ROWS_PER_USER: u64 = 10;
+
 impl RowSink for MembershipsSink<'_> {
     fn required_columns(&self) -> &'static [&'static str] {
         REQUIRED_MEMBERSHIP_COLUMNS
@@ -60,6 +65,12 @@ impl RowSink for MembershipsSink<'_> {
         }
     }
 
+    /// A user is in several groups, so this file may have
+    /// [`MEMBERSHIP_ROWS_PER_USER`] times the rows of users.csv.
+    fn max_rows(&self, limits: &ReadLimits) -> u64 {
+        limits.max_rows_of(crate::report::FileKind::UserGroups)
+    }
+
     fn row(&mut self, row: &Row<'_>, report: &mut FileReport) -> bool {
         let group_name = row.value(self.group_name);
         let user_id = row.value(self.user_id);
@@ -78,16 +89,6 @@ impl RowSink for MembershipsSink<'_> {
         }
         let pair = (GroupName::new(group_name), IdpId::new(user_id));
 
-        if let Some(message) = row.too_many_fields() {
-            report.row_error(
-                row,
-                None,
-                format!("{message} (user_id {user_id}); the membership keeps its stored state"),
-            );
-            self.snapshot.held.insert(pair);
-            return false;
-        }
-
         if let Some(users) = self.users {
             let known = users.users.contains_key(user_id) || users.held.contains(user_id);
             if !known {
@@ -95,8 +96,9 @@ impl RowSink for MembershipsSink<'_> {
                     row,
                     Some("user_id"),
                     format!(
-                        "user_id {user_id} is not in users.csv, so this membership is skipped; add the user to \
-                         users.csv or remove the row"
+                        "user_id {} is not in users.csv, so this membership is skipped; add the user to \
+                         users.csv or remove the row",
+                        super::users::shown_id(user_id)
                     ),
                 );
                 self.snapshot.held.insert(pair);

@@ -44,13 +44,29 @@ use users::UsersSink;
 pub struct ReadLimits {
     /// Largest upload read, in bytes.
     pub max_file_bytes: u64,
-    /// Most data rows read from one file (blank lines and the header excluded).
+    /// Most data rows read from one `users.csv` or `groups.csv` (blank lines
+    /// and the header excluded). `user_groups.csv` may have ten times as
+    /// many, because each user is usually in several groups.
     pub max_rows: u64,
 }
 
+impl ReadLimits {
+    /// Most data rows read from one file of `kind`.
+    pub fn max_rows_of(&self, kind: FileKind) -> u64 {
+        match kind {
+            FileKind::UserGroups => self
+                .max_rows
+                .saturating_mul(memberships::MEMBERSHIP_ROWS_PER_USER),
+            FileKind::Users | FileKind::Groups => self.max_rows,
+        }
+    }
+}
+
 impl Default for ReadLimits {
-    /// 1 GiB and 2,000,000 rows: room for the largest HR exports (a users row
-    /// is typically 100 to 500 bytes) while bounding one sync's memory.
+    /// 1 GiB and 2,000,000 rows (20,000,000 for `user_groups.csv`): room
+    /// for the largest HR exports (a users row is typically 100 to 500
+    /// bytes, and 1,000,000 users in 3 groups each make 3,000,000
+    /// memberships) while bounding one sync's memory.
     fn default() -> Self {
         Self {
             max_file_bytes: 1024 * 1024 * 1024,
@@ -227,6 +243,11 @@ pub fn read_snapshot_with_progress(
                     &mut file_progress,
                 )?;
                 snapshot.users = kind_snapshot(&read, || sink.finish());
+                if let KindSnapshot::Accepted(users) = &snapshot.users {
+                    if users.unidentified_rows > 0 {
+                        report.file_warning(unidentified_warning(users.unidentified_rows));
+                    }
+                }
                 finish_file(&mut snapshot, FileKind::Users, &name, read, report);
             }
             FileKind::Groups => {
@@ -328,6 +349,20 @@ fn read_one(
             source,
         }
     })
+}
+
+/// The warning for a users file with rows that name no user reliably.
+fn unidentified_warning(rows: u64) -> String {
+    let (count, verb) = if rows == 1 {
+        ("1 row".to_owned(), "does")
+    } else {
+        (format!("{rows} rows"), "do")
+    };
+    format!(
+        "{count} of this file {verb} not have the header's number of fields, so dsync cannot tell which \
+         users they name; this sync deletes no user, and every user missing from the file keeps its stored \
+         data. Fix the delimiter or quoting of the rows listed in the errors and upload the file again"
+    )
 }
 
 fn kind_snapshot<T>(read: &TableSummary, finish: impl FnOnce() -> T) -> KindSnapshot<T> {

@@ -44,8 +44,17 @@ pub(crate) trait RowSink {
     /// skipped because of a row error (which the sink has reported).
     fn row(&mut self, row: &Row<'_>, report: &mut FileReport) -> bool;
 
+    /// Counts a row whose field count differs from the header's. Its values
+    /// are in the wrong columns, so it names no record reliably.
+    fn unidentified_row(&mut self) {}
+
     /// Receives the end of the file, for checks that need every row.
     fn end(&mut self, _report: &mut FileReport) {}
+
+    /// Most data rows this kind of file may have.
+    fn max_rows(&self, limits: &ReadLimits) -> u64 {
+        limits.max_rows
+    }
 }
 
 /// One data row as the sinks see it.
@@ -61,22 +70,28 @@ pub(crate) struct Row<'a> {
 }
 
 impl Row<'_> {
-    /// Returns the trimmed value of a column. A row with fewer fields than
-    /// the header has empty values in the missing columns, because some
-    /// exporters drop empty cells at the end of a row.
+    /// Returns the trimmed value of a column. Rows reach the sinks only
+    /// when their field count matches the header's, so every column is there.
     pub fn value(&self, index: usize) -> &str {
         self.record.get(index).map(trim_value).unwrap_or("")
     }
 
-    /// Returns an error message when the row has more non-empty fields than
-    /// the header has columns, which means a value contains an unquoted delimiter.
-    pub fn too_many_fields(&self) -> Option<String> {
+    /// Returns the error message when the row's field count differs from the
+    /// header's. Empty fields after the last column do not count, but a
+    /// missing field does: a row read as one field (another delimiter) or
+    /// with a field too many (an unquoted delimiter) has its values in the
+    /// wrong columns, so even its user_id cannot be trusted.
+    fn wrong_field_count(&self) -> Option<String> {
         let width = self.columns.width();
-        (self.used_fields > width).then(|| {
+        let fields = if self.used_fields > width {
+            self.used_fields
+        } else {
+            self.record.len()
+        };
+        (self.used_fields > width || self.record.len() < width).then(|| {
             format!(
-                "the row has {} fields but the header has {width} columns; quote values that contain the delimiter, \
-                 or remove the extra delimiters",
-                self.used_fields
+                "row has {fields} fields but the header has {width}; check the delimiter and quoting of this row \
+                 (a value containing the delimiter must be in double quotes)"
             )
         })
     }
@@ -175,6 +190,7 @@ impl FileReport {
         let (row, line) = error.position();
         let column = match error {
             FileError::DuplicateColumn { column, .. } => Some(column.as_str()),
+            FileError::UnclosedQuote { column, .. } => column.as_deref(),
             _ => None,
         };
         let diagnostic = self.at(row, line, column, error.to_string());
@@ -207,6 +223,8 @@ impl TableSummary {
 struct Progress {
     delimiter: Option<u8>,
     rows: u64,
+    /// Data rows whose field count differs from the header's.
+    unidentified: u64,
 }
 
 /// Reads one upload through `sink`. File-level problems come back in
@@ -223,6 +241,7 @@ pub(crate) fn read_table(
     let mut progress = Progress {
         delimiter: None,
         rows: 0,
+        unidentified: 0,
     };
 
     let outcome = parse(
@@ -298,8 +317,12 @@ fn parse<R: Read>(
     if header_line.iter().all(u8::is_ascii_whitespace) {
         return Err(FileError::NoHeader.into_io());
     }
-    let delimiter = detect_delimiter(header_line);
+    // Excel writes `sep=;` as the first line in some locales: it names the
+    // delimiter and is not the header.
+    let declared = declared_delimiter(header_line);
+    let delimiter = declared.unwrap_or_else(|| detect_delimiter(header_line));
     progress.delimiter = Some(delimiter);
+    let mut skip_sep_line = declared.is_some();
 
     let mut parser = csv::ReaderBuilder::new()
         .delimiter(delimiter)
@@ -315,10 +338,15 @@ fn parse<R: Read>(
         if !read_record(&mut parser, &mut record)? || is_end_marker(&record) {
             return Err(FileError::NoHeader.into_io());
         }
-        check_not_unclosed(&parser, &record)?;
-        if !is_blank(&record) {
-            break;
+        check_not_unclosed(&parser, &record, None)?;
+        if is_blank(&record) {
+            continue;
         }
+        if skip_sep_line {
+            skip_sep_line = false;
+            continue;
+        }
+        break;
     }
     let (columns, empty_names) =
         Columns::from_header(record.iter(), interner).map_err(FileError::into_io)?;
@@ -336,23 +364,21 @@ fn parse<R: Read>(
         ));
     }
     sink.begin(&columns, report);
+    let max_rows = sink.max_rows(limits);
 
     loop {
         if !read_record(&mut parser, &mut record)? || is_end_marker(&record) {
             break;
         }
-        check_not_unclosed(&parser, &record)?;
+        check_not_unclosed(&parser, &record, Some((progress.rows + 1, &columns)))?;
         if is_blank(&record) {
             continue;
         }
 
         progress.rows += 1;
-        if progress.rows > limits.max_rows {
+        if progress.rows > max_rows {
             progress.rows -= 1;
-            return Err(FileError::TooManyRows {
-                max_rows: limits.max_rows,
-            }
-            .into_io());
+            return Err(FileError::TooManyRows { max_rows }.into_io());
         }
 
         // Every record ends with a line end (the decoder adds a missing final
@@ -387,13 +413,30 @@ fn parse<R: Read>(
             columns: &columns,
             used_fields,
         };
-        if !sink.row(&row, report) {
+        if let Some(message) = row.wrong_field_count() {
+            report.row_error(&row, None, message);
+            report.skipped_rows += 1;
+            progress.unidentified += 1;
+            sink.unidentified_row();
+        } else if !sink.row(&row, report) {
             report.skipped_rows += 1;
         }
 
         if progress.rows % PROGRESS_EVERY_ROWS == 0 {
             on_progress(parser.get_ref().source().bytes_read(), progress.rows);
         }
+    }
+
+    // When most rows disagree with the header, the header and the rows use
+    // different delimiters: no row can be trusted.
+    if progress.unidentified * 2 > progress.rows {
+        return Err(FileError::WrongDelimiter {
+            unidentified: progress.unidentified,
+            rows: progress.rows,
+            columns: columns.width(),
+            delimiter: delimiter_label(delimiter),
+        }
+        .into_io());
     }
 
     sink.end(report);
@@ -423,18 +466,74 @@ fn is_end_marker(record: &StringRecord) -> bool {
 }
 
 /// Rejects a record that swallowed the end marker, which happens only when
-/// a quoted value is still open at the end of the file.
-fn check_not_unclosed<R: Read>(parser: &csv::Reader<R>, record: &StringRecord) -> io::Result<()> {
+/// a quoted value is still open at the end of the file. `data_row` is the
+/// row number the record would have and the header's columns, or `None`
+/// while the header is being read.
+fn check_not_unclosed<R: Read>(
+    parser: &csv::Reader<R>,
+    record: &StringRecord,
+    data_row: Option<(u64, &Columns)>,
+) -> io::Result<()> {
     let bytes = record.as_byte_record().as_slice();
-    if bytes.last() != Some(&END_MARKER) {
+    if bytes.last() != Some(&END_MARKER) || record.is_empty() {
         return Ok(());
     }
 
     // No line end follows the marker, so the parser's line count is the
-    // record's first line plus the line ends inside it.
-    let line_ends = bytes.iter().filter(|&&byte| byte == b'\n').count() as u64;
-    let line = parser.position().line() - line_ends;
-    Err(FileError::UnclosedQuote { line }.into_io())
+    // record's first line plus the line ends inside it. The open value is
+    // the last field; the line ends of the fields before it move its start.
+    let count_line_ends = |field: &[u8]| field.iter().filter(|&&byte| byte == b'\n').count() as u64;
+    let line_ends = count_line_ends(bytes);
+    let record_line = parser.position().line() - line_ends;
+    let open_field = record.len() - 1;
+    let before: u64 = (0..open_field)
+        .map(|index| count_line_ends(record.as_byte_record().get(index).unwrap_or_default()))
+        .sum();
+    let (row, column) = match data_row {
+        Some((row, columns)) => (
+            Some(row),
+            Some(
+                columns
+                    .name(open_field)
+                    .map(|name| name.to_string())
+                    .unwrap_or_else(|| format!("column {}", open_field + 1)),
+            ),
+        ),
+        None => (None, None),
+    };
+    Err(FileError::UnclosedQuote {
+        row,
+        line: record_line + before,
+        column,
+    }
+    .into_io())
+}
+
+/// Recognises Excel's `sep=X` first line and returns X when it is a
+/// delimiter dsync reads.
+fn declared_delimiter(line: &[u8]) -> Option<u8> {
+    let mut line = line;
+    while let [rest @ .., b'\n' | b'\r'] = line {
+        line = rest;
+    }
+    let rest = line
+        .get(..4)?
+        .eq_ignore_ascii_case(b"sep=")
+        .then(|| &line[4..])?;
+    let rest = if rest.len() > 1 {
+        // A trailing delimiter or spaces after X.
+        let first = rest[0];
+        rest[1..]
+            .iter()
+            .all(|&byte| byte == first || byte == b' ' || byte == b'\r')
+            .then_some(&rest[..1])?
+    } else {
+        rest
+    };
+    match rest {
+        [delimiter @ (b',' | b';' | b'\t' | b'|')] => Some(*delimiter),
+        _ => None,
+    }
 }
 
 fn is_blank(record: &StringRecord) -> bool {

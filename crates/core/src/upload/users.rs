@@ -115,16 +115,9 @@ impl RowSink for UsersSink {
             return false;
         }
         let id = IdpId::new(user_id);
+        let user_id = shown_id(user_id);
 
         let mut valid = true;
-        if let Some(message) = row.too_many_fields() {
-            report.row_error(
-                row,
-                None,
-                format!("{message} (user_id {user_id}); the user keeps its stored data"),
-            );
-            valid = false;
-        }
         for (position, column) in [
             (self.first_name, "first_name"),
             (self.last_name, "last_name"),
@@ -197,6 +190,10 @@ impl RowSink for UsersSink {
     /// id is held, because dsync cannot know which copy is right. A valid row
     /// whose id also appears on a row with errors is a repeat too, so an id
     /// is never both kept and held.
+    fn unidentified_row(&mut self) {
+        self.snapshot.unidentified_rows += 1;
+    }
+
     fn end(&mut self, report: &mut FileReport) {
         let mut built = std::mem::take(&mut self.map).finish();
 
@@ -214,7 +211,7 @@ impl RowSink for UsersSink {
                         *row,
                         *line,
                         Some("user_id"),
-                        duplicate_message(id.as_str()),
+                        duplicate_message(&shown_id(id.as_str())),
                     );
                 }
             }
@@ -222,6 +219,19 @@ impl RowSink for UsersSink {
         }
 
         self.snapshot.users = built.users;
+    }
+}
+
+/// Most characters of an id quoted in a message. A longer id is cut, so a
+/// runaway value cannot fill the report.
+const MAX_SHOWN_ID_CHARS: usize = 64;
+
+/// Returns an id as messages quote it: whole, or cut at
+/// [`MAX_SHOWN_ID_CHARS`] characters with an ellipsis.
+pub(crate) fn shown_id(id: &str) -> std::borrow::Cow<'_, str> {
+    match id.char_indices().nth(MAX_SHOWN_ID_CHARS) {
+        Some((end, _)) => format!("{}…", &id[..end]).into(),
+        None => id.into(),
     }
 }
 
