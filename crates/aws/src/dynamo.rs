@@ -1193,7 +1193,7 @@ impl Directories for DynamoStore {
 
     async fn purge_directory(&self, id: &DirectoryId) -> StoreResult<()> {
         let pk = dir_pk(id);
-        let mut keys = Vec::new();
+        let mut keys = self.directory_event_keys(id).await?;
         for item in self.query_prefix(&pk, "K#", false).await? {
             if let Ok(record) = doc::<SshKeyRecord>(&item) {
                 keys.push((format!("FP#{}", record.fingerprint), NO_SK.to_owned()));
@@ -1607,6 +1607,42 @@ fn attempt_sk(attempt: &DeliveryAttempt) -> String {
 }
 
 impl DynamoStore {
+    /// Lists the keys of a directory's events other than `dsync.deleted`,
+    /// which offboarding removes so no user data stays in the log.
+    async fn directory_event_keys(
+        &self,
+        directory: &DirectoryId,
+    ) -> StoreResult<Vec<(String, String)>> {
+        let mut keys = Vec::new();
+        let mut start: Option<Raw> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .filter_expression("dir = :dir AND kind <> :deleted")
+                .expression_attribute_values(":pk", AttributeValue::S(EVENTS.to_owned()))
+                .expression_attribute_values(":dir", AttributeValue::S(directory.to_string()))
+                .expression_attribute_values(
+                    ":deleted",
+                    AttributeValue::S("dsync.deleted".to_owned()),
+                )
+                .projection_expression("pk, sk")
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(backend("Query"))?;
+            for item in out.items.unwrap_or_default() {
+                keys.push((EVENTS.to_owned(), get_s(&item, "sk")?.to_owned()));
+            }
+            match out.last_evaluated_key {
+                Some(last) if !last.is_empty() => start = Some(last),
+                _ => return Ok(keys),
+            }
+        }
+    }
+
     /// Records one webhook delivery attempt (kept 30 days).
     pub async fn record_attempt(&self, attempt: &DeliveryAttempt) -> StoreResult<()> {
         self.put(&item(&[
