@@ -199,7 +199,7 @@ fn open(common: &Common) -> anyhow::Result<LocalDeployment> {
             common.data_dir.display()
         )
     })?;
-    LocalDeployment::open(&common.data_dir, endpoint, None)
+    LocalDeployment::open(&common.data_dir, endpoint)
 }
 
 /// Writes one line to standard output. When the reader has gone (`dsync

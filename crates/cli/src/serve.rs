@@ -236,11 +236,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         .save(&args.data_dir)
         .context("cannot record the SFTP endpoint in the data dir")?;
 
-    let deployment = LocalDeployment::open(
-        &args.data_dir,
-        endpoint.clone(),
-        Some(sftp_server.uploads()),
-    )?;
+    let deployment = LocalDeployment::open(&args.data_dir, endpoint.clone())?;
     bootstrap_api_key(&deployment).await?;
 
     let http_listener = tokio::net::TcpListener::bind(args.http_listen)

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::files::{LocalAccounts, LocalFiles, UploadFilter};
-use crate::sftp::{SftpBackend, UploadRegistry};
+use crate::sftp::SftpBackend;
 use crate::store::{CompletedUpload, SqliteStore, EVENT_RETENTION_DAYS};
 
 /// The SFTP address operators hand to organizations, as `dsync serve` last
@@ -76,22 +76,26 @@ pub fn host_key_path(data_dir: &Path) -> PathBuf {
 }
 
 /// Keeps only files that a sync may read: those the SFTP server reported
-/// complete (same size and modification time as then) and that no session
-/// is writing again right now.
+/// complete (same size and modification time as then).
 ///
-/// A file cut off mid-transfer stays on disk, but it never matches a
-/// completed record, so neither the upload trigger nor a periodic re-sync
-/// reads it; the newest complete file of its kind is read instead.
+/// The SFTP server writes every upload to a staging file outside the jail
+/// and renames it into place on a successful close, so a visible file is
+/// always a complete one, and a re-upload in progress leaves the previous
+/// file readable. Files in progress are therefore not filtered out: doing so
+/// would make the sync fall back to an older file of the same kind and roll
+/// the directory back.
+///
+/// NOTE: between the rename and the completion record (a few milliseconds)
+/// the new file does not match its record yet; a periodic re-sync landing in
+/// that window reads the older file of that kind, and the reconcile that the
+/// completion triggers right after restores the newest state.
 pub struct CompletedUploadsFilter {
     store: SqliteStore,
-    uploads: Option<UploadRegistry>,
 }
 
 impl CompletedUploadsFilter {
-    /// `uploads` is the running server's registry; operator commands that
-    /// run beside the server pass `None`.
-    pub fn new(store: SqliteStore, uploads: Option<UploadRegistry>) -> Self {
-        Self { store, uploads }
+    pub fn new(store: SqliteStore) -> Self {
+        Self { store }
     }
 }
 
@@ -104,9 +108,6 @@ impl UploadFilter for CompletedUploadsFilter {
     ) -> StoreResult<Vec<StoredFile>> {
         let completed = self.store.completed_uploads(username).await?;
         files.retain(|file| completed.iter().any(|upload| upload.matches(file)));
-        if let Some(uploads) = &self.uploads {
-            files.retain(|file| !uploads.is_upload_in_progress(username, &file.name));
-        }
         Ok(files)
     }
 }
@@ -123,14 +124,9 @@ pub struct LocalDeployment {
 
 impl LocalDeployment {
     /// Opens the data dir (creating it and its database when missing).
-    /// `uploads` is the SFTP server's registry when this process runs it.
-    pub fn open(
-        data_dir: &Path,
-        endpoint: SftpEndpoint,
-        uploads: Option<UploadRegistry>,
-    ) -> anyhow::Result<Self> {
+    pub fn open(data_dir: &Path, endpoint: SftpEndpoint) -> anyhow::Result<Self> {
         let store = SqliteStore::open_data_dir(data_dir)?;
-        let filter = CompletedUploadsFilter::new(store.clone(), uploads);
+        let filter = CompletedUploadsFilter::new(store.clone());
         let files = LocalFiles::new(data_dir).with_filter(Arc::new(filter));
         let accounts = LocalAccounts::new(files.clone(), endpoint.host.clone(), endpoint.port);
         let services = Services {

@@ -23,7 +23,7 @@ pub struct TestStore {
 impl TestStore {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let deployment = LocalDeployment::open(dir.path(), SftpEndpoint::default(), None).unwrap();
+        let deployment = LocalDeployment::open(dir.path(), SftpEndpoint::default()).unwrap();
         Self { dir, deployment }
     }
 
