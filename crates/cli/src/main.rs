@@ -10,6 +10,8 @@ mod key_check;
 mod operator;
 mod plan;
 mod serve;
+#[cfg(feature = "aws")]
+mod serve_aws;
 mod uploads;
 
 #[derive(Parser)]

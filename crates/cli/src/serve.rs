@@ -36,44 +36,55 @@ pub enum LogFormat {
 pub struct Args {
     /// Data dir: the database, the host key and every directory's upload folder.
     #[arg(long, default_value = "./dsync-data", env = "DSYNC_DATA_DIR")]
-    data_dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
 
     /// SFTP listen address; port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:2222")]
-    sftp_listen: SocketAddr,
+    pub(crate) sftp_listen: SocketAddr,
 
     /// HTTP API listen address.
     #[arg(long, default_value = "127.0.0.1:8080")]
-    http_listen: SocketAddr,
+    pub(crate) http_listen: SocketAddr,
 
     /// Host name printed to operators for SFTP logins; defaults to the listen address's IP.
     #[arg(long)]
-    sftp_host: Option<String>,
+    pub(crate) sftp_host: Option<String>,
 
     /// Seconds between re-syncs of every linked directory (catches up after failures and restarts).
     #[arg(long, default_value_t = 1800)]
-    resync_interval_secs: u64,
+    pub(crate) resync_interval_secs: u64,
 
     /// Largest accepted upload, in bytes.
     #[arg(long, default_value_t = SftpConfig::DEFAULT_MAX_UPLOAD_BYTES)]
-    max_upload_bytes: u64,
+    pub(crate) max_upload_bytes: u64,
 
     /// Refuse webhook endpoints on loopback and private networks (10/8,
     /// 172.16/12, 192.168/16, 100.64/10, 127/8, ::1, fc00::/7, localhost).
     /// Without it they are allowed, as a local service's receivers usually
     /// run on the same machine or network.
     #[arg(long)]
-    deny_private_webhook_urls: bool,
+    pub(crate) deny_private_webhook_urls: bool,
 
     /// Quiet period after an upload, in milliseconds: the directory is
     /// synced once no further upload to it completed for this long, so
     /// users.csv, groups.csv and user_groups.csv sent together make one sync.
     #[arg(long, default_value_t = 2000)]
-    sync_debounce_ms: u64,
+    pub(crate) sync_debounce_ms: u64,
 
     /// Log format on standard error.
     #[arg(long, value_enum, default_value_t = LogFormat::Human)]
     log_format: LogFormat,
+
+    /// Where state lives: `local` (SQLite in the data dir) or `aws`
+    /// (DynamoDB and S3; see docs/aws.md, "Run locally against moto").
+    #[arg(long, value_enum, default_value_t = Backend::Local)]
+    backend: Backend,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    Local,
+    Aws,
 }
 
 fn init_logging(format: LogFormat) {
@@ -92,6 +103,12 @@ fn init_logging(format: LogFormat) {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     init_logging(args.log_format);
+    if args.backend == Backend::Aws {
+        #[cfg(feature = "aws")]
+        return crate::serve_aws::run(args);
+        #[cfg(not(feature = "aws"))]
+        anyhow::bail!("this dsync was built without the AWS backend; build it with `cargo build --release -p dsync-cli --features aws`");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -101,7 +118,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-async fn termination_signal() {
+pub(crate) async fn termination_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
