@@ -127,9 +127,10 @@ fn serve_killed_client_upload_is_never_processed() {
     let server = Server::start();
     let directory = server.linked_directory("org_killed");
 
-    // Large enough that the transfer is still running when the client is killed.
+    // About 13 MB sent at a capped rate (`-l`, in Kbit/s) so the transfer
+    // is still running when the client is killed, however fast the machine.
     let mut rows = String::from("user_id,first_name,last_name,email,department_name\n");
-    for index in 0..700_000 {
+    for index in 0..200_000 {
         rows.push_str(&format!(
             "{index},First{index},Last{index},person{index}@example.test,Department {}\n",
             index % 50
@@ -140,7 +141,7 @@ fn serve_killed_client_upload_is_never_processed() {
 
     let batch = server.local_file("batch.txt", &format!("put {} users.csv\n", local.display()));
     let mut client = Command::new("sftp")
-        .args(["-b"])
+        .args(["-l", "16000", "-b"])
         .arg(&batch)
         .args(["-P", &server.sftp_port.to_string(), "-i"])
         .arg(&directory.key)
@@ -180,10 +181,9 @@ fn serve_killed_client_upload_is_never_processed() {
         if staged > 0 && staged < full_size {
             break;
         }
-        assert!(
-            client.try_wait().unwrap().is_none(),
-            "the upload finished before the client could be killed; use a larger file"
-        );
+        if let Some(status) = client.try_wait().unwrap() {
+            panic!("sftp exited ({status}) before the client could be killed");
+        }
         assert!(Instant::now() < deadline, "the upload never started");
         std::thread::sleep(Duration::from_millis(2));
     }
