@@ -62,10 +62,12 @@ impl AwsServer {
             % 1_000_000_000_000;
         let table = format!("dsync-e2e-{unique}");
         let prefix = format!("e2e-{unique}");
+
         let http_port = free_port();
         let binary = std::env::var("DSYNC_AWS_BIN")
             .map(PathBuf::from)
             .unwrap_or_else(|_| dsync_binary());
+
         let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
         let child = Command::new(&binary)
             .args(["serve", "--backend", "aws", "--sftp-listen", "127.0.0.1:0"])
@@ -87,6 +89,7 @@ impl AwsServer {
             .stderr(log)
             .spawn()
             .unwrap_or_else(|error| panic!("cannot run {}: {error}", binary.display()));
+
         let mut server = AwsServer {
             child,
             dir,
@@ -184,7 +187,7 @@ impl AwsServer {
         child.wait_with_output().unwrap()
     }
 
-    /// The sort keys of the directory's user items, read from DynamoDB
+    /// Reads the sort keys of the directory's user items, read from DynamoDB
     /// through the emulator with boto3 (which comes with moto).
     fn dynamodb_user_keys(&self, directory: &str) -> Vec<String> {
         let script = r#"
@@ -235,7 +238,7 @@ fn dechunk(body: &str) -> String {
 }
 
 #[test]
-fn sftp_upload_lands_in_dynamodb_and_the_api() {
+fn sftp_upload_reaches_dynamodb_and_api() {
     let Ok(endpoint) = std::env::var("DSYNC_TEST_AWS_ENDPOINT") else {
         eprintln!(
             "\n*** SKIPPED serve_aws: DSYNC_TEST_AWS_ENDPOINT is not set. Start moto \
@@ -276,7 +279,7 @@ fn sftp_upload_lands_in_dynamodb_and_the_api() {
     );
     assert_eq!(status, 201, "add key: {added}\n{}", server.log());
 
-    // A key of no directory is refused before any upload.
+    // A key registered to no directory is rejected before any upload.
     let stranger = server.dir.path().join("stranger_key");
     assert!(Command::new("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "", "-f"])
@@ -284,8 +287,8 @@ fn sftp_upload_lands_in_dynamodb_and_the_api() {
         .status()
         .unwrap()
         .success());
-    let refused = server.sftp(&username, &stranger, "ls\n");
-    assert!(!refused.status.success(), "an unregistered key logged in");
+    let rejected = server.sftp(&username, &stranger, "ls\n");
+    assert!(!rejected.status.success(), "an unregistered key logged in");
 
     std::fs::write(server.dir.path().join("users.csv"), USERS_CSV).unwrap();
     let put = server.sftp(&username, &key, "put users.csv\n");
@@ -316,7 +319,7 @@ fn sftp_upload_lands_in_dynamodb_and_the_api() {
         .iter()
         .all(|user| user["directory_id"] == directory_id.as_str()));
 
-    // The users are in DynamoDB itself, not only in the API's answer.
+    // The users are in DynamoDB itself, not only in the API response.
     let keys = server.dynamodb_user_keys(&directory_id);
     assert_eq!(keys, ["U#7101", "U#7102"], "user items in DynamoDB");
 

@@ -56,7 +56,7 @@ fn env_or(name: &str, default: &str) -> String {
     }
 }
 
-/// The settings this mode needs: the table, the bucket prefix and the
+/// Reads the settings this mode needs: the table, the bucket prefix and the
 /// retention from the environment; the SFTP endpoint is the local server.
 fn settings(host: &str, port: u16) -> anyhow::Result<dsync_aws::AwsSettings> {
     let table = env_or("DSYNC_TABLE", "dsync");
@@ -94,7 +94,7 @@ fn settings(host: &str, port: u16) -> anyhow::Result<dsync_aws::AwsSettings> {
     })
 }
 
-/// The local folder a directory's SFTP account is jailed to.
+/// Returns the local folder a directory's SFTP account is jailed to.
 fn upload_folder(data_dir: &Path, directory: &DirectoryId) -> PathBuf {
     data_dir.join("aws-uploads").join(directory.as_str())
 }
@@ -106,7 +106,7 @@ struct EmbeddedAccounts {
     deployment: Deployment,
     data_dir: PathBuf,
     /// The endpoint is an emulator reached over plain HTTP. The buckets'
-    /// TLS-only policy would refuse every request there, so it is removed.
+    /// TLS-only policy would reject every request there, so it is removed.
     plain_http: bool,
 }
 
@@ -228,8 +228,8 @@ impl SftpBackend for AwsSftpBackend {
     }
 
     async fn upload_completed(&self, username: &str, path: &str) {
-        // Temporary names (`users.csv.filepart`) are not uploads; their
-        // rename into a recognised name calls again.
+        // Temporary names (`users.csv.filepart`) are not uploads. Their
+        // rename into a recognised name reports the file again.
         if file_kind(path).is_none() {
             return;
         }
@@ -246,11 +246,13 @@ impl SftpBackend for AwsSftpBackend {
                 return;
             }
         };
+
         let lock = self.copy_lock(&directory.id);
         let deployment = self.deployment.clone();
         let worker = self.worker.clone();
         let local = upload_folder(&self.data_dir, &directory.id).join(path);
         let name = path.to_owned();
+
         // The copy and the reconcile run on their own task so the client's
         // CLOSE reply is not held up by S3.
         tokio::spawn(async move {
@@ -264,7 +266,9 @@ impl SftpBackend for AwsSftpBackend {
                     worker.request_after_upload(directory.id);
                 }
                 Err(error) => {
-                    tracing::error!(directory_id = %directory.id, file = %name, %error, "cannot copy the upload into the directory's bucket")
+                    // NOTE: nothing retries a failed copy, so the file reaches
+                    // the bucket only when the uploader sends it again.
+                    tracing::error!(directory_id = %directory.id, file = %name, %error, "cannot copy the upload into the directory's bucket; upload the file again")
                 }
             }
         });
