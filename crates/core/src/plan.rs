@@ -274,6 +274,7 @@ struct Planner<'s> {
 static NO_MEMBERSHIPS: MembershipsSnapshot = MembershipsSnapshot {
     memberships: std::collections::BTreeSet::new(),
     held: std::collections::BTreeSet::new(),
+    unidentified_rows: 0,
 };
 
 /// Event ids use 80 random bits. Keeping the base below 2^79 leaves room to
@@ -439,6 +440,12 @@ impl<'s> Planner<'s> {
                         desired.insert(stored_name, GroupSource::Stored);
                     }
                 }
+                // An unreadable row may name any group the file lacks.
+                if groups.unidentified_rows > 0 {
+                    for name in state.groups.keys() {
+                        desired.entry(name).or_insert(GroupSource::Stored);
+                    }
+                }
             }
             KindSnapshot::Rejected => {
                 for name in state.groups.keys() {
@@ -476,7 +483,8 @@ impl<'s> Planner<'s> {
         deletes: &[&'s User],
     ) -> MembershipDiff<'s> {
         let (uploaded, keep_stored) = match &self.snapshot.memberships {
-            KindSnapshot::Accepted(memberships) => (memberships, false),
+            // An unreadable row may name any pair the file lacks.
+            KindSnapshot::Accepted(memberships) => (memberships, memberships.unidentified_rows > 0),
             KindSnapshot::Rejected => (&NO_MEMBERSHIPS, true),
             KindSnapshot::Absent => (&NO_MEMBERSHIPS, false),
         };
@@ -841,7 +849,8 @@ struct MembershipRules<'s, 'g> {
     policy: InactiveUserPolicy,
     groups: &'g BTreeMap<&'s GroupName, GroupSource<'s>>,
     uploaded: &'s MembershipsSnapshot,
-    /// True when `user_groups.csv` was rejected: stored pairs stay.
+    /// True when `user_groups.csv` was rejected or has unidentified rows:
+    /// stored pairs stay.
     keep_stored: bool,
     /// True when `users.csv` has rows that name no user reliably: users the
     /// file does not list keep their stored state, memberships included.

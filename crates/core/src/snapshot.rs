@@ -43,6 +43,9 @@ pub struct GroupsSnapshot {
     pub groups: BTreeMap<GroupName, Attributes>,
     /// Names from rows with errors: these groups keep their stored state.
     pub held: BTreeSet<GroupName>,
+    /// Rows whose field count differs from the header's. When there are
+    /// any, the sync deletes no group.
+    pub unidentified_rows: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -50,6 +53,9 @@ pub struct MembershipsSnapshot {
     pub memberships: BTreeSet<(GroupName, IdpId)>,
     /// Pairs named by rows with errors: they keep their stored state.
     pub held: BTreeSet<(GroupName, IdpId)>,
+    /// Rows whose field count differs from the header's. When there are
+    /// any, the sync removes no stored membership.
+    pub unidentified_rows: u64,
 }
 
 /// Everything read from one set of uploads (the newest file of each kind).

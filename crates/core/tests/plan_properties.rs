@@ -128,7 +128,11 @@ fn memberships_strategy() -> impl Strategy<Value = MembershipsSnapshot> {
                 .map(to_pair)
                 .filter(|pair| !held.contains(pair))
                 .collect();
-            MembershipsSnapshot { memberships, held }
+            MembershipsSnapshot {
+                memberships,
+                held,
+                unidentified_rows: 0,
+            }
         })
 }
 

@@ -271,3 +271,66 @@ fn replacing_every_user_of_a_small_directory_is_held() {
     assert_eq!(plan.status, PlanStatus::Applied);
     assert_eq!(plan.counts.deleted, 2);
 }
+
+fn read_kinds(files: &[(&str, FileKind, &str)]) -> Snapshot {
+    let uploads = files
+        .iter()
+        .map(|(name, kind, text)| {
+            Upload::with_kind(*name, *kind, Cursor::new(text.as_bytes().to_vec()))
+        })
+        .collect();
+    read_snapshot(uploads, &ReadLimits::default()).expect("text is readable")
+}
+
+#[test]
+fn unidentified_group_and_membership_rows_remove_nothing() {
+    let directory = directory();
+    let users = csv(HEADER, &team_rows());
+    let groups = "group_name,description\nKiln,Firing\nGlaze,Colour\nShop,Sales\n";
+    let pairs = "group_name,user_id\nKiln,u101\nGlaze,u102\nShop,u103\n";
+    let first = read_kinds(&[
+        ("users.csv", FileKind::Users, &users),
+        ("groups.csv", FileKind::Groups, groups),
+        ("user_groups.csv", FileKind::UserGroups, pairs),
+    ]);
+    assert!(first.errors.is_empty(), "{:?}", first.errors);
+    let state = state_from(&directory, &first);
+    assert_eq!(state.groups.len(), 3);
+    assert_eq!(state.memberships.len(), 3);
+
+    // Glaze is on an unreadable row and Shop is missing; one pair is on an
+    // unreadable row and another is missing.
+    let groups = "group_name,description\nKiln,Firing\nGlaze;Colour\nNew,Fresh\n";
+    let pairs = "group_name,user_id\nKiln,u101\nGlaze;u102\nNew,u104\n";
+    let second = read_kinds(&[
+        ("users.csv", FileKind::Users, &users),
+        ("groups.csv", FileKind::Groups, groups),
+        ("user_groups.csv", FileKind::UserGroups, pairs),
+    ]);
+    assert_eq!(second.errors.len(), 2, "{:?}", second.errors);
+    assert_eq!(second.warnings.len(), 2, "{:?}", second.warnings);
+    assert!(second.warnings[0].message.contains("deletes no group"));
+    assert!(second.warnings[1].message.contains("removes no membership"));
+
+    let plan = second_plan(&directory, &state, &second);
+    assert_eq!(plan.status, PlanStatus::Applied);
+    let removals: Vec<&Change> = plan
+        .steps
+        .iter()
+        .map(|step| &step.change)
+        .filter(|change| {
+            matches!(
+                change,
+                Change::DeleteGroup(_) | Change::RemoveMembership(..) | Change::DeleteUser(_)
+            )
+        })
+        .collect();
+    assert!(removals.is_empty(), "{removals:?}");
+    let added: Vec<&Change> = plan
+        .steps
+        .iter()
+        .map(|step| &step.change)
+        .filter(|change| matches!(change, Change::PutGroup(_) | Change::AddMembership(..)))
+        .collect();
+    assert_eq!(added.len(), 2, "{added:?}");
+}

@@ -39,6 +39,10 @@ impl RowSink for GroupsSink {
         REQUIRED_GROUP_COLUMNS
     }
 
+    fn unidentified_row(&mut self) {
+        self.snapshot.unidentified_rows += 1;
+    }
+
     fn begin(&mut self, columns: &Columns, _report: &mut FileReport) {
         self.group_name = columns
             .index_of("group_name")

@@ -47,6 +47,10 @@ impl RowSink for MembershipsSink<'_> {
         REQUIRED_MEMBERSHIP_COLUMNS
     }
 
+    fn unidentified_row(&mut self) {
+        self.snapshot.unidentified_rows += 1;
+    }
+
     fn begin(&mut self, columns: &Columns, report: &mut FileReport) {
         self.group_name = columns
             .index_of("group_name")

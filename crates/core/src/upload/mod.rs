@@ -244,9 +244,7 @@ pub fn read_snapshot_with_progress(
                 )?;
                 snapshot.users = kind_snapshot(&read, || sink.finish());
                 if let KindSnapshot::Accepted(users) = &snapshot.users {
-                    if users.unidentified_rows > 0 {
-                        report.file_warning(unidentified_warning(users.unidentified_rows));
-                    }
+                    unidentified_warning(&mut report, users.unidentified_rows, USERS_KEPT);
                 }
                 finish_file(&mut snapshot, FileKind::Users, &name, read, report);
             }
@@ -261,6 +259,9 @@ pub fn read_snapshot_with_progress(
                     &mut file_progress,
                 )?;
                 snapshot.groups = kind_snapshot(&read, || sink.finish());
+                if let KindSnapshot::Accepted(groups) = &snapshot.groups {
+                    unidentified_warning(&mut report, groups.unidentified_rows, GROUPS_KEPT);
+                }
                 finish_file(&mut snapshot, FileKind::Groups, &name, read, report);
             }
             FileKind::UserGroups => {
@@ -278,6 +279,13 @@ pub fn read_snapshot_with_progress(
                     &mut file_progress,
                 )?;
                 let memberships = kind_snapshot(&read, || sink.finish());
+                if let KindSnapshot::Accepted(memberships) = &memberships {
+                    unidentified_warning(
+                        &mut report,
+                        memberships.unidentified_rows,
+                        MEMBERSHIPS_KEPT,
+                    );
+                }
                 snapshot.memberships = memberships;
                 finish_file(&mut snapshot, FileKind::UserGroups, &name, read, report);
             }
@@ -351,18 +359,29 @@ fn read_one(
     })
 }
 
-/// The warning for a users file with rows that name no user reliably.
-fn unidentified_warning(rows: u64) -> String {
+/// What a sync keeps when a file of each kind has unidentified rows.
+const USERS_KEPT: &str =
+    "which users they name, so this sync deletes no user and every user missing from the file keeps its stored data";
+const GROUPS_KEPT: &str =
+    "which groups they name, so this sync deletes no group and every group missing from the file keeps its stored data";
+const MEMBERSHIPS_KEPT: &str =
+    "which memberships they name, so this sync removes no membership and every stored membership missing from the \
+     file stays";
+
+/// Adds the warning for a file with `rows` rows that name no record reliably.
+fn unidentified_warning(report: &mut FileReport, rows: u64, kept: &str) {
+    if rows == 0 {
+        return;
+    }
     let (count, verb) = if rows == 1 {
         ("1 row".to_owned(), "does")
     } else {
         (format!("{rows} rows"), "do")
     };
-    format!(
-        "{count} of this file {verb} not have the header's number of fields, so dsync cannot tell which \
-         users they name; this sync deletes no user, and every user missing from the file keeps its stored \
-         data. Fix the delimiter or quoting of the rows listed in the errors and upload the file again"
-    )
+    report.file_warning(format!(
+        "{count} of this file {verb} not have the header's number of fields, so dsync cannot tell {kept}. Fix the \
+         delimiter or quoting of the rows listed in the errors and upload the file again"
+    ));
 }
 
 fn kind_snapshot<T>(read: &TableSummary, finish: impl FnOnce() -> T) -> KindSnapshot<T> {
