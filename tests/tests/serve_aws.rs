@@ -3,12 +3,14 @@
 //!
 //! Runs only when `DSYNC_TEST_AWS_ENDPOINT` names the emulator (for example
 //! `http://127.0.0.1:5055` after `bash infra/moto.sh start 5055`), and needs
-//! a `dsync` built with the AWS backend:
+//! a `dsync` built with the AWS backend. A workspace build of `dsync` leaves
+//! the feature out, so keep the AWS build under another name:
 //!
 //!     cargo build -p dsync-cli --features aws
+//!     cp target/debug/dsync target/debug/dsync-aws
 //!     DSYNC_TEST_AWS_ENDPOINT=http://127.0.0.1:5055 cargo test -p dsync-tests --test serve_aws
 //!
-//! `DSYNC_AWS_BIN` picks another binary than `<target>/debug/dsync`.
+//! `DSYNC_AWS_BIN` (an absolute path) picks another binary.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -64,9 +66,7 @@ impl AwsServer {
         let prefix = format!("e2e-{unique}");
 
         let http_port = free_port();
-        let binary = std::env::var("DSYNC_AWS_BIN")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| dsync_binary());
+        let binary = aws_binary();
 
         let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
         let child = Command::new(&binary)
@@ -103,7 +103,7 @@ impl AwsServer {
                 let log = server.log();
                 if log.contains("--features aws") {
                     panic!(
-                        "{} was built without the AWS backend: run `cargo build -p dsync-cli --features aws` first",
+                        "{} was built without the AWS backend: run `cargo build -p dsync-cli --features aws && cp target/debug/dsync target/debug/dsync-aws` first",
                         binary.display()
                     );
                 }
@@ -220,6 +220,21 @@ print(json.dumps(sorted(keys)))
             String::from_utf8_lossy(&output.stderr)
         );
         serde_json::from_slice(&output.stdout).expect("JSON list of keys")
+    }
+}
+
+/// Returns the `dsync` built with the AWS backend: `DSYNC_AWS_BIN`, else
+/// `dsync-aws` beside the test's `dsync` when present, else that `dsync`.
+fn aws_binary() -> PathBuf {
+    if let Ok(path) = std::env::var("DSYNC_AWS_BIN") {
+        return PathBuf::from(path);
+    }
+    let default = dsync_binary();
+    let copy = default.with_file_name("dsync-aws");
+    if copy.exists() {
+        copy
+    } else {
+        default
     }
 }
 
