@@ -359,17 +359,23 @@ fn read_one(
     })
 }
 
-/// What a sync keeps when a file of each kind has unidentified rows.
-const USERS_KEPT: &str =
-    "which users they name, so this sync deletes no user and every user missing from the file keeps its stored data";
-const GROUPS_KEPT: &str =
-    "which groups they name, so this sync deletes no group and every group missing from the file keeps its stored data";
-const MEMBERSHIPS_KEPT: &str =
-    "which memberships they name, so this sync removes no membership and every stored membership missing from the \
-     file stays";
+/// Records each kind names, and what a sync keeps when its file has
+/// unidentified rows.
+const USERS_KEPT: (&str, &str) = (
+    "users",
+    "This sync deletes no user, and every user missing from the file keeps its stored data.",
+);
+const GROUPS_KEPT: (&str, &str) = (
+    "groups",
+    "This sync deletes no group, and every group missing from the file keeps its stored data.",
+);
+const MEMBERSHIPS_KEPT: (&str, &str) = (
+    "memberships",
+    "This sync removes no membership, and every stored membership missing from the file stays.",
+);
 
 /// Adds the warning for a file with `rows` rows that name no record reliably.
-fn unidentified_warning(report: &mut FileReport, rows: u64, kept: &str) {
+fn unidentified_warning(report: &mut FileReport, rows: u64, (records, kept): (&str, &str)) {
     if rows == 0 {
         return;
     }
@@ -379,8 +385,8 @@ fn unidentified_warning(report: &mut FileReport, rows: u64, kept: &str) {
         (format!("{rows} rows"), "do")
     };
     report.file_warning(format!(
-        "{count} of this file {verb} not have the header's number of fields, so dsync cannot tell {kept}. Fix the \
-         delimiter or quoting of the rows listed in the errors and upload the file again"
+        "{count} of this file {verb} not have the header's number of fields, so dsync cannot tell which {records} \
+         the file lists. {kept} Fix the delimiter or quoting of the rows listed in the errors and upload the file again"
     ));
 }
 

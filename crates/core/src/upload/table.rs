@@ -51,7 +51,7 @@ pub(crate) trait RowSink {
     /// Receives the end of the file, for checks that need every row.
     fn end(&mut self, _report: &mut FileReport) {}
 
-    /// Most data rows this kind of file may have.
+    /// Returns the maximum number of data rows for this kind of file.
     fn max_rows(&self, limits: &ReadLimits) -> u64 {
         limits.max_rows
     }
@@ -77,10 +77,8 @@ impl Row<'_> {
     }
 
     /// Returns the error message when the row's field count differs from the
-    /// header's. Empty fields after the last column do not count, but a
-    /// missing field does: a row read as one field (another delimiter) or
-    /// with a field too many (an unquoted delimiter) has its values in the
-    /// wrong columns, so even its user_id cannot be trusted.
+    /// header's, not counting empty fields after the last column. Such a row
+    /// has its values in the wrong columns, so even its user_id is unreliable.
     fn wrong_field_count(&self) -> Option<String> {
         let width = self.columns.width();
         let fields = if self.used_fields > width {
