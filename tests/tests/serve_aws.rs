@@ -187,8 +187,8 @@ impl AwsServer {
         child.wait_with_output().unwrap()
     }
 
-    /// Reads the sort keys of the directory's user items, read from DynamoDB
-    /// through the emulator with boto3 (which comes with moto).
+    /// Reads the sort keys of the directory's user items from DynamoDB
+    /// through the emulator with boto3, which comes with moto.
     fn dynamodb_user_keys(&self, directory: &str) -> Vec<String> {
         let script = r#"
 import json, sys, boto3
@@ -257,7 +257,7 @@ fn sftp_upload_reaches_dynamodb_and_api() {
     let Ok(endpoint) = std::env::var("DSYNC_TEST_AWS_ENDPOINT") else {
         eprintln!(
             "\n*** SKIPPED serve_aws: DSYNC_TEST_AWS_ENDPOINT is not set. Start moto \
-             (bash infra/moto.sh start 5055), build `cargo build -p dsync-cli --features aws` \
+             (bash infra/moto.sh start 5055), build `cargo build -p dsync-cli --features aws && cp target/debug/dsync target/debug/dsync-aws` \
              and set DSYNC_TEST_AWS_ENDPOINT=http://127.0.0.1:5055 to run it. ***\n"
         );
         return;
