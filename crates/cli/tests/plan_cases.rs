@@ -485,7 +485,7 @@ fn row_with_other_delimiter_deletes_no_user() {
         warnings.iter().any(|warning| warning["message"]
             .as_str()
             .unwrap()
-            .contains("this sync deletes no user")),
+            .contains("This sync deletes no user")),
         "{warnings:?}"
     );
     assert!(events_named(&plan, "dsync.user.deleted").is_empty());
