@@ -1,6 +1,6 @@
 //! Storage and side-effect traits (ports). The local service implements them
-//! with SQLite and the filesystem, the AWS functions with DynamoDB, S3 and
-//! Transfer Family; the HTTP router and the sync service only see these.
+//! with SQLite and the filesystem, and the AWS functions with DynamoDB, S3 and
+//! Transfer Family. The HTTP router and the sync service see only these traits.
 
 use std::io::Read;
 
@@ -32,7 +32,8 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// Sort order of a list. `Normal` is accepted from the Python SDK and means descending.
+/// Sort order of a list. The Python SDK's `order=normal` means descending, so
+/// the API parses it as `Desc`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Order {
