@@ -9,7 +9,9 @@
 //! This checks the URL as written. The sender checks the addresses the host
 //! resolves to again at send time, because DNS answers can change.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
+
+use dsync_core::webhook::{classify_address, AddressClass};
 
 /// Host names of cloud metadata services, rejected whatever the config allows.
 const METADATA_HOSTS: &[&str] = &[
@@ -79,7 +81,7 @@ pub fn check_endpoint_url(text: &str, allow_private: bool) -> Result<(), Refusal
 }
 
 fn check_ip(ip: IpAddr, allow_private: bool, private_hint: &str) -> Result<(), Refusal> {
-    match classify(ip) {
+    match classify_address(ip) {
         AddressClass::Public => Ok(()),
         AddressClass::Private(_) if allow_private => Ok(()),
         AddressClass::Private(kind) => Err(refuse(
@@ -90,74 +92,6 @@ fn check_ip(ip: IpAddr, allow_private: bool, private_hint: &str) -> Result<(), R
             "forbidden_address",
             format!("{ip} is a {kind} address, which can never receive webhooks"),
         )),
-    }
-}
-
-/// The kind of target an address is.
-#[derive(Debug, PartialEq, Eq)]
-pub enum AddressClass {
-    Public,
-    /// Loopback or a private range, allowed only when the config allows private targets.
-    Private(&'static str),
-    /// Never a webhook target.
-    Forbidden(&'static str),
-}
-
-/// Classifies an IP address; IPv4 inside IPv6 (`::ffff:a.b.c.d`, NAT64
-/// `64:ff9b::a.b.c.d`) counts as the IPv4 address it carries.
-pub fn classify(ip: IpAddr) -> AddressClass {
-    match ip {
-        IpAddr::V4(ip) => classify_v4(ip),
-        IpAddr::V6(ip) => classify_v6(ip),
-    }
-}
-
-fn classify_v4(ip: Ipv4Addr) -> AddressClass {
-    let [a, b, _, _] = ip.octets();
-    // Alibaba Cloud's metadata service sits inside the shared address space.
-    if ip == Ipv4Addr::new(100, 100, 100, 200) {
-        AddressClass::Forbidden("cloud metadata")
-    } else if a == 169 && b == 254 {
-        AddressClass::Forbidden("link-local")
-    } else if a == 0 {
-        AddressClass::Forbidden("unspecified")
-    } else if ip.is_multicast() || ip.is_broadcast() || a >= 240 {
-        AddressClass::Forbidden("multicast, broadcast or reserved")
-    } else if a == 127 {
-        AddressClass::Private("loopback")
-    } else if a == 10 || (a == 172 && (16..32).contains(&b)) || (a == 192 && b == 168) {
-        AddressClass::Private("private")
-    } else if a == 100 && (64..128).contains(&b) {
-        AddressClass::Private("shared (carrier-grade NAT)")
-    } else {
-        AddressClass::Public
-    }
-}
-
-fn classify_v6(ip: Ipv6Addr) -> AddressClass {
-    let segments = ip.segments();
-    if let Some(v4) = ip.to_ipv4_mapped() {
-        return classify_v4(v4);
-    }
-    if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-        let [.., a, b, c, d] = ip.octets();
-        return classify_v4(Ipv4Addr::new(a, b, c, d));
-    }
-    // AWS's IPv6 metadata service.
-    if ip == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254) {
-        AddressClass::Forbidden("cloud metadata")
-    } else if ip.is_unspecified() {
-        AddressClass::Forbidden("unspecified")
-    } else if segments[0] & 0xffc0 == 0xfe80 {
-        AddressClass::Forbidden("link-local")
-    } else if ip.is_multicast() {
-        AddressClass::Forbidden("multicast")
-    } else if ip.is_loopback() {
-        AddressClass::Private("loopback")
-    } else if segments[0] & 0xfe00 == 0xfc00 {
-        AddressClass::Private("unique local (private)")
-    } else {
-        AddressClass::Public
     }
 }
 

@@ -30,14 +30,14 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
 use dsync_core::time::Timestamp;
-use dsync_core::webhook;
+use dsync_core::webhook::{self, classify_address, AddressClass};
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
@@ -398,13 +398,13 @@ fn check_address(name: Option<&str>, ip: IpAddr, allow_private: bool) -> Result<
         Some(name) => format!("{name} resolves to {ip}, which"),
         None => ip.to_string(),
     };
-    match classify(ip) {
-        Target::Public => Ok(()),
-        Target::Private(_) if allow_private => Ok(()),
-        Target::Private(kind) => Err(TargetRefused(format!(
+    match classify_address(ip) {
+        AddressClass::Public => Ok(()),
+        AddressClass::Private(_) if allow_private => Ok(()),
+        AddressClass::Private(kind) => Err(TargetRefused(format!(
             "{place} is a {kind} address and private webhook targets are not allowed"
         ))),
-        Target::Forbidden(kind) => Err(TargetRefused(format!(
+        AddressClass::Forbidden(kind) => Err(TargetRefused(format!(
             "{place} is a {kind} address, which never receives webhooks"
         ))),
     }
@@ -435,70 +435,6 @@ impl reqwest::dns::Resolve for CheckedResolver {
             let addresses: reqwest::dns::Addrs = Box::new(addresses.into_iter());
             Ok(addresses)
         })
-    }
-}
-
-/// The kind of target an address is.
-enum Target {
-    Public,
-    /// Loopback or a private range.
-    Private(&'static str),
-    /// Never a webhook target.
-    Forbidden(&'static str),
-}
-
-/// Classifies an address; IPv4 inside IPv6 (`::ffff:a.b.c.d`, NAT64
-/// `64:ff9b::a.b.c.d`) counts as the IPv4 address it carries. Kept in step
-/// with the API's check of registered URLs (dsync-http `target.rs`).
-fn classify(ip: IpAddr) -> Target {
-    match ip {
-        IpAddr::V4(ip) => classify_v4(ip),
-        IpAddr::V6(ip) => {
-            let segments = ip.segments();
-            if let Some(v4) = ip.to_ipv4_mapped() {
-                return classify_v4(v4);
-            }
-            if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-                let [.., a, b, c, d] = ip.octets();
-                return classify_v4(Ipv4Addr::new(a, b, c, d));
-            }
-            if ip == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254) {
-                Target::Forbidden("cloud metadata")
-            } else if ip.is_unspecified() {
-                Target::Forbidden("unspecified")
-            } else if segments[0] & 0xffc0 == 0xfe80 {
-                Target::Forbidden("link-local")
-            } else if ip.is_multicast() {
-                Target::Forbidden("multicast")
-            } else if ip.is_loopback() {
-                Target::Private("loopback")
-            } else if segments[0] & 0xfe00 == 0xfc00 {
-                Target::Private("unique local (private)")
-            } else {
-                Target::Public
-            }
-        }
-    }
-}
-
-fn classify_v4(ip: Ipv4Addr) -> Target {
-    let [a, b, _, _] = ip.octets();
-    if ip == Ipv4Addr::new(100, 100, 100, 200) {
-        Target::Forbidden("cloud metadata")
-    } else if a == 169 && b == 254 {
-        Target::Forbidden("link-local")
-    } else if a == 0 {
-        Target::Forbidden("unspecified")
-    } else if ip.is_multicast() || ip.is_broadcast() || a >= 240 {
-        Target::Forbidden("multicast, broadcast or reserved")
-    } else if a == 127 {
-        Target::Private("loopback")
-    } else if a == 10 || (a == 172 && (16..32).contains(&b)) || (a == 192 && b == 168) {
-        Target::Private("private")
-    } else if a == 100 && (64..128).contains(&b) {
-        Target::Private("shared (carrier-grade NAT)")
-    } else {
-        Target::Public
     }
 }
 
