@@ -77,9 +77,22 @@ fn main() -> ExitCode {
 
     match result {
         Ok(code) => code,
+        Err(error) if is_broken_pipe(&error) => {
+            // The reader of our output went away (`dsync ... | head`); that is
+            // a normal end, not a failure.
+            ExitCode::SUCCESS
+        }
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::from(1)
         }
     }
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
