@@ -1,11 +1,11 @@
-//! What a check or a sync reports: diagnostics, file summaries, counts, status.
+//! Check and sync reports: diagnostics, file summaries, counts and status.
 
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{DirectoryId, SyncId};
 use crate::time::Timestamp;
 
-/// One error or warning (the list it sits in says which), located as precisely as the problem allows.
+/// One error or warning (the list that contains it tells which), located as precisely as the problem allows.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Diagnostic {
     /// The upload's file name as received.
@@ -16,7 +16,7 @@ pub struct Diagnostic {
     pub line: Option<u64>,
     /// Normalised column name, when one column is at fault.
     pub column: Option<String>,
-    /// What is wrong and how to fix it. Never contains an HR field value
+    /// The problem and how to fix it. Never contains an HR field value
     /// beyond the row's `user_id`.
     pub message: String,
 }
@@ -40,7 +40,7 @@ impl FileKind {
     }
 }
 
-/// How one upload was read.
+/// The reading of one upload: its kind, encoding, delimiter and size.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileSummary {
     pub name: String,
@@ -102,7 +102,7 @@ pub struct SyncRecord {
     pub id: SyncId,
     pub directory_id: DirectoryId,
     pub status: SyncStatus,
-    /// Why the sync was held, rejected or failed.
+    /// The reason the sync was held, rejected or failed.
     pub reason: Option<String>,
     pub files: Vec<FileSummary>,
     pub counts: Counts,
