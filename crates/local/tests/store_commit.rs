@@ -248,6 +248,9 @@ async fn purge_events_deletes_old_events() {
     let hook = endpoint(&[], WebhookStatus::Enabled);
     test.store().create_endpoint(&hook).await.unwrap();
     commit_files(test.store(), &directory, &[("users.csv", &users_csv(2))]).await;
+    // The purge removes events strictly older than the cutoff, so the cutoff
+    // must fall in a later millisecond than the first sync's events.
+    tokio::time::sleep(Duration::from_millis(5)).await;
     let cutoff = Timestamp::now();
     tokio::time::sleep(Duration::from_millis(5)).await;
     commit_files(test.store(), &directory, &[("users.csv", &users_csv(3))]).await;
